@@ -1,0 +1,36 @@
+use clap::Parser;
+
+use crate::config::DEFAULT_REPO;
+use crate::rpc::methods::{self, InitParams, InitResult};
+
+/// Create a repo (a jj repository that mounts of it share).
+#[derive(Debug, Parser)]
+pub struct Args {
+    /// Repo name: letters, digits, '.', '_' and '-'.
+    #[arg(default_value = DEFAULT_REPO)]
+    name: String,
+    /// Create it from an existing git repository (a path or URL), keeping its history and
+    /// using the URL as its backup remote.
+    #[arg(long, value_name = "URL")]
+    from: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut client = super::connect()?;
+    let from = args.from.map(|url| super::remote::normalize_url(&url));
+    let result: InitResult = client.call_with_progress(
+        methods::INIT,
+        InitParams {
+            name: args.name,
+            from,
+        },
+        |message| eprintln!("{message}"),
+    )?;
+    println!(
+        "Created repo {} (trunk {}) at {}",
+        result.name,
+        result.trunk,
+        result.path.display()
+    );
+    Ok(())
+}

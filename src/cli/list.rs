@@ -1,0 +1,44 @@
+use clap::Parser;
+
+use super::output;
+use crate::rpc::methods::{self, Health, ListResult, MountInfo};
+
+/// List the mounts: id, repo, path, health and last sync.
+#[derive(Debug, Parser)]
+pub struct Args {
+    /// Print JSON: {"mounts": [{"id", "repo", "path", "workspace", "health", "reason", "last_sync"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut client = super::connect()?;
+    let list: ListResult = client.call(methods::LIST_MOUNTS, serde_json::Value::Null)?;
+    if args.json {
+        return output::print_json(&list);
+    }
+    if list.mounts.is_empty() {
+        println!("No mounts. Create one with `jjfs open REPO [PATH]`.");
+    }
+    for mount in &list.mounts {
+        println!("{}", mount_line(mount));
+    }
+    Ok(())
+}
+
+/// One line per mount, shared with `jjfs status`.
+pub fn mount_line(mount: &MountInfo) -> String {
+    let health = match (mount.health, &mount.reason) {
+        (Health::Healthy, _) => "healthy".to_owned(),
+        (Health::Unhealthy, Some(reason)) => format!("UNHEALTHY: {reason}"),
+        (Health::Unhealthy, None) => "UNHEALTHY".to_owned(),
+    };
+    format!(
+        "{}  {}  [{}]  {}  last sync {}",
+        mount.path.display(),
+        mount.repo,
+        &mount.id.to_string()[..8],
+        health,
+        output::when(mount.last_sync.as_deref())
+    )
+}

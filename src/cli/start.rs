@@ -1,0 +1,17 @@
+use clap::Parser;
+
+/// Start the daemon (through the installed service when there is one).
+#[derive(Debug, Parser)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    let paths = super::connect::paths()?;
+    if let Some(mut client) = super::connect::try_connect(&paths)? {
+        let version = client.handshake()?;
+        println!("jjfsd is already running (pid {})", version.pid);
+        return Ok(());
+    }
+    let pid = super::connect::start_daemon(&paths)?;
+    println!("jjfsd started (pid {pid})");
+    Ok(())
+}

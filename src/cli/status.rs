@@ -1,0 +1,89 @@
+use clap::Parser;
+
+use super::output;
+use crate::rpc::methods::{self, RemoteState, StatusParams, StatusResult};
+
+/// Show the daemon, each repo (remote, conflicts, skipped files) and each mount.
+#[derive(Debug, Parser)]
+pub struct Args {
+    /// Print JSON (the shape is documented in README).
+    #[arg(long)]
+    json: bool,
+    /// Also show recent sync activity.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut client = super::connect()?;
+    let status: StatusResult = client.call(
+        methods::STATUS,
+        StatusParams {
+            verbose: args.verbose,
+        },
+    )?;
+    if args.json {
+        return output::print_json(&status);
+    }
+    let d = &status.daemon;
+    println!("jjfsd {} running (pid {}, {})", d.version, d.pid, d.mode);
+    if status.repos.is_empty() {
+        println!("No repos. Create one with `jjfs init [NAME]`.");
+    }
+    for repo in &status.repos {
+        println!();
+        println!("repo {} (trunk {})", repo.name, repo.trunk);
+        println!("  last sync: {}", output::when(repo.last_sync.as_deref()));
+        if let Some(commits) = repo.history_commits {
+            let size = repo
+                .history_bytes
+                .map(|b| format!(", {:.1} MiB on disk", b as f64 / 1048576.0))
+                .unwrap_or_default();
+            println!("  history: {commits} commits{size}");
+        }
+        match (&repo.remote, repo.remote_state) {
+            (None, _) => println!(
+                "  remote: none (add one with `jjfs remote add URL --repo {}`)",
+                repo.name
+            ),
+            (Some(url), RemoteState::Delayed) => {
+                println!("  remote: {url}: remote sync delayed");
+                if let Some(err) = &repo.last_error {
+                    println!("    last error: {err}");
+                }
+                println!(
+                    "    next retry: {}",
+                    output::when(repo.next_retry.as_deref())
+                );
+            }
+            (Some(url), _) => println!(
+                "  remote: {url} (last push {}, last fetch {})",
+                output::when(repo.last_push.as_deref()),
+                output::when(repo.last_fetch.as_deref())
+            ),
+        }
+        if !repo.conflicts.is_empty() {
+            println!("  conflicts (edit the markers away in any mount to resolve):");
+            for path in &repo.conflicts {
+                println!("    {path}");
+            }
+        }
+        if !repo.skipped.is_empty() {
+            println!("  not synced:");
+            for skipped in &repo.skipped {
+                println!("    {}: {}", skipped.path, skipped.reason);
+            }
+        }
+        for mount in status.mounts.iter().filter(|m| m.repo == repo.name) {
+            println!("  mount {}", super::list::mount_line(mount));
+        }
+    }
+    if args.verbose && !status.recent.is_empty() {
+        println!();
+        println!("recent activity:");
+        for line in &status.recent {
+            println!("  {line}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clap::Parser;
+
+use crate::daemon::lock::DaemonLock;
+use crate::rpc::methods;
+
+/// How long `stop` waits for the daemon to unmount everything and exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Stop the daemon; every mount is synced and unmounted first.
+#[derive(Debug, Parser)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    let paths = super::connect::paths()?;
+    let Some(mut client) = super::connect::try_connect(&paths)? else {
+        println!("jjfsd is not running");
+        return Ok(());
+    };
+    let pid = client.handshake()?.pid;
+    let _: serde_json::Value = client.call(methods::SHUTDOWN, serde_json::Value::Null)?;
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while DaemonLock::holder(&paths.lock()).is_some() || process_alive(pid) {
+        if Instant::now() > deadline {
+            bail!(
+                "jjfsd (pid {pid}) is still running after {} s; see {}",
+                STOP_TIMEOUT.as_secs(),
+                paths.log().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("jjfsd stopped (pid {pid})");
+    Ok(())
+}
+
+/// Whether `pid` runs (a zombie has exited: it only waits for its parent to reap it).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,221 @@
+//! `config.json`: the repos and mounts the daemon serves, in the design seed's schema.
+//!
+//! Loaded at daemon start, saved atomically after every change. Fields this version does not
+//! know are kept as they were, so an older daemon never drops what a newer one wrote. A file
+//! that does not parse is reported with its path and the parser's message, never overwritten.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::atomic_file;
+
+pub const DEFAULT_SYNC_INTERVAL: u64 = 2;
+pub const DEFAULT_PUSH_INTERVAL: u64 = 300;
+pub const DEFAULT_RESCAN_INTERVAL: u64 = 300;
+pub const DEFAULT_TRUNK: &str = "main";
+pub const DEFAULT_REPO: &str = "default";
+
+/// Editor swap, backup and temp files that stay in the mount where they were written.
+pub const DEFAULT_IGNORE: &[&str] = &[
+    ".*.swp",
+    ".*.swo",
+    ".*.swx",
+    "*~",
+    "4913",
+    ".#*",
+    "#*#",
+    "*___jb_tmp___",
+    "*___jb_old___",
+    ".DS_Store",
+];
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Config {
+    #[serde(default)]
+    pub repos: BTreeMap<String, RepoConfig>,
+    #[serde(default)]
+    pub mounts: Vec<MountConfig>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RepoConfig {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub remote: Option<String>,
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval: u64,
+    #[serde(default = "default_push_interval")]
+    pub push_interval: u64,
+    #[serde(default = "default_trunk")]
+    pub trunk: String,
+    #[serde(default = "default_rescan_interval")]
+    pub rescan_interval: u64,
+    #[serde(default = "default_ignore")]
+    pub ignore: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountConfig {
+    pub id: Uuid,
+    pub repo: String,
+    pub path: PathBuf,
+    pub workspace: PathBuf,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn default_sync_interval() -> u64 {
+    DEFAULT_SYNC_INTERVAL
+}
+fn default_push_interval() -> u64 {
+    DEFAULT_PUSH_INTERVAL
+}
+fn default_rescan_interval() -> u64 {
+    DEFAULT_RESCAN_INTERVAL
+}
+fn default_trunk() -> String {
+    DEFAULT_TRUNK.to_owned()
+}
+pub fn default_ignore() -> Vec<String> {
+    DEFAULT_IGNORE.iter().map(|s| (*s).to_owned()).collect()
+}
+
+impl RepoConfig {
+    /// Settings of a newly created repo.
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            remote: None,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
+            push_interval: DEFAULT_PUSH_INTERVAL,
+            trunk: default_trunk(),
+            rescan_interval: DEFAULT_RESCAN_INTERVAL,
+            ignore: default_ignore(),
+            extra: Map::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {source} (fix or move the file; jjfs will not overwrite it)")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Config {
+    /// Reads `path`; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_slice(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Writes the config atomically (temp file, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let mut text = serde_json::to_vec_pretty(self).expect("config serializes");
+        text.push(b'\n');
+        atomic_file::write(path, &text).map_err(|source| ConfigError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn mount_by_path(&self, path: &Path) -> Option<&MountConfig> {
+        self.mounts.iter().find(|m| m.path == path)
+    }
+
+    pub fn mounts_of<'a>(&'a self, repo: &'a str) -> impl Iterator<Item = &'a MountConfig> + 'a {
+        self.mounts.iter().filter(move |m| m.repo == repo)
+    }
+}
+
+/// Checks a repo name: `[A-Za-z0-9._-]+`, not `.` or `..`.
+pub fn validate_repo_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !plain || name == "." || name == ".." {
+        return Err(format!(
+            "invalid repo name {name:?}: use letters, digits, '.', '_' and '-' (not '.' or '..')"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_names() {
+        for good in ["default", "work-notes", "a.b_c", "X1"] {
+            assert!(validate_repo_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "é", "../x", "a\0"] {
+            assert!(validate_repo_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let text = r#"{"repos":{"r":{"path":"/x","remote":null,"sync_interval":2,
+            "push_interval":300,"future":1}},"mounts":[],"version":7}"#;
+        let config: Config = serde_json::from_str(text).unwrap();
+        let back = serde_json::to_value(&config).unwrap();
+        assert_eq!(back["version"], 7);
+        assert_eq!(back["repos"]["r"]["future"], 1);
+        assert_eq!(back["repos"]["r"]["trunk"], "main");
+    }
+
+    #[test]
+    fn corrupt_file_is_reported_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, "{not json").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("config.json"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{not json");
+    }
+
+    #[test]
+    fn missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Config::load(&dir.path().join("none.json")).unwrap(),
+            Config::default()
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! `daemon.lock`: one daemon per `JJFS_HOME`. The file holds the running daemon's pid on its
+//! first line and an advisory lock (flock) for as long as the daemon lives; the kernel drops
+//! the lock when the process dies, so a killed daemon's lock never blocks the next one.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct DaemonLock {
+    file: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("jjfsd is already running{} for {home}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Held { pid: Option<u32>, home: PathBuf },
+    #[error("cannot use the lock file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl DaemonLock {
+    /// Takes the lock and writes our pid, or says who holds it.
+    pub fn acquire(path: &Path) -> Result<Self, LockError> {
+        let io = |source| LockError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockError::Held {
+                    pid: read_pid(&mut file),
+                    home: path.parent().unwrap_or(path).to_owned(),
+                });
+            }
+            Err(TryLockError::Error(source)) => return Err(io(source)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(Self { file })
+    }
+
+    /// The pid of the daemon holding the lock at `path`, or None when no daemon holds it.
+    pub fn holder(path: &Path) -> Option<u32> {
+        let mut file = File::open(path).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(TryLockError::WouldBlock) => read_pid(&mut file),
+            Err(TryLockError::Error(_)) => None,
+        }
+    }
+}
+
+impl Drop for DaemonLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_and_names_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.lock");
+        let first = DaemonLock::acquire(&path).unwrap();
+        // flock locks belong to the open file description, so a second open conflicts even
+        // within one process.
+        match DaemonLock::acquire(&path) {
+            Err(LockError::Held { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("expected Held, got {other:?}"),
+        }
+        assert_eq!(DaemonLock::holder(&path), Some(std::process::id()));
+        drop(first);
+        assert_eq!(DaemonLock::holder(&path), None);
+        DaemonLock::acquire(&path).unwrap();
+    }
+}

@@ -1,0 +1,116 @@
+//! jjfsd: the daemon's lifecycle. Takes the lock, sets up logging, loads the config, serves
+//! the socket and shuts down cleanly on SIGTERM, SIGINT or the `shutdown` method.
+
+pub mod handlers;
+pub mod launch;
+pub mod lock;
+pub mod logging;
+pub mod server;
+pub mod state;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::config::Config;
+use crate::paths::Paths;
+use crate::repo;
+use lock::DaemonLock;
+use state::{Daemon, RunMode};
+
+/// The jjfs daemon: serves mounts and syncs them through jj.
+#[derive(Debug, Parser)]
+#[command(name = "jjfsd", version, about)]
+pub struct Args {
+    /// Stay attached to the terminal (what the systemd unit and launchd agent run); without
+    /// it, jjfsd starts itself in the background and returns once it is ready.
+    #[arg(long)]
+    pub foreground: bool,
+}
+
+/// Entry point of the `jjfsd` binary.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = Paths::from_env()
+        .context("cannot find the state directory")
+        .and_then(|paths| {
+            if args.foreground {
+                run(paths)
+            } else {
+                let pid = launch::start_detached(&launch::daemon_binary(), &paths)?;
+                println!("jjfsd started (pid {pid})");
+                Ok(())
+            }
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a daemon for `paths` in this process until it is told to stop.
+pub fn run(paths: Paths) -> anyhow::Result<()> {
+    paths
+        .ensure_home()
+        .with_context(|| format!("cannot create {}", paths.home().display()))?;
+    let lock = DaemonLock::acquire(&paths.lock())?;
+    logging::init(&paths.log())
+        .with_context(|| format!("cannot open {}", paths.log().display()))?;
+    let config = Config::load(&paths.config())?;
+    let settings = repo::user_settings(&repo::Identity::from_env())?;
+    let daemon = Arc::new(Daemon::new(
+        paths.clone(),
+        settings,
+        RunMode::detect(),
+        config,
+    ));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("jjfsd-rpc")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = server::bind(&paths.socket())
+            .with_context(|| format!("cannot listen on {}", paths.socket().display()))?;
+        tracing::info!(pid = std::process::id(), home = %paths.home().display(), "jjfsd {} ready", crate::rpc::VERSION);
+        if std::env::var_os(launch::DETACHED_ENV).is_some() {
+            silence_stderr();
+        }
+        let serving = tokio::spawn(server::serve(daemon.clone(), listener));
+        wait_for_shutdown(&daemon).await;
+        serving.abort();
+        anyhow::Ok(())
+    })?;
+    let _ = std::fs::remove_file(paths.socket());
+    tracing::info!("jjfsd stopped");
+    drop(lock);
+    Ok(())
+}
+
+async fn wait_for_shutdown(daemon: &Daemon) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut requested = daemon.shutdown_requested();
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        _ = requested.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
+    }
+}
+
+/// A detached daemon's stderr is a pipe to the `jjfs` that started it, which has gone:
+/// from here on it logs to sync.log only.
+fn silence_stderr() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+}

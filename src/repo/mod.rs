@@ -1,0 +1,45 @@
+//! Everything jj-lib: creating repos, their workspaces, snapshots, commits, rebases and
+//! check-outs, git push and fetch. No other module touches jj-lib.
+//!
+//! jj-lib is async in 0.45 but does blocking file I/O inside its futures, so every call here
+//! is a plain blocking function that drives the future to completion on the caller's thread
+//! (a sync actor's thread, or a blocking task of the daemon).
+
+pub mod create;
+pub mod settings;
+
+use std::path::PathBuf;
+
+pub use create::{create_repo, load_repo};
+pub use settings::{Identity, user_settings};
+
+/// Runs a jj-lib future to completion on this thread.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("invalid jj settings: {0}")]
+    Settings(String),
+    #[error("repo {0} already exists; pick another name or remove it first")]
+    Exists(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("jj: {0}")]
+    Jj(String),
+}
+
+impl RepoError {
+    pub(crate) fn jj(err: impl std::fmt::Display) -> Self {
+        Self::Jj(err.to_string())
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
+}
