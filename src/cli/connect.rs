@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use crate::daemon::launch;
 use crate::paths::Paths;
 use crate::rpc::Client;
+use crate::rpc::client::ClientError;
 
 pub const NO_AUTOSTART_ENV: &str = "JJFS_NO_AUTOSTART";
 
@@ -29,13 +30,15 @@ pub fn connect() -> anyhow::Result<Client> {
     try_connect(&paths)?.context("jjfsd started but does not answer")
 }
 
-/// Connects if a daemon answers; None when nothing listens.
+/// Connects if a daemon answers; None when nothing listens (or only a dying daemon's socket
+/// is left).
 pub fn try_connect(paths: &Paths) -> anyhow::Result<Option<Client>> {
     match Client::connect(&paths.socket()) {
-        Ok(mut client) => {
-            client.handshake()?;
-            Ok(Some(client))
-        }
+        Ok(mut client) => match client.handshake() {
+            Ok(_) => Ok(Some(client)),
+            Err(ClientError::Io(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        },
         Err(_) => Ok(None),
     }
 }

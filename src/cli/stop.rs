@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::Parser;
 
-use crate::daemon::lock::DaemonLock;
+use crate::daemon::lock::{DaemonLock, process_alive};
 use crate::rpc::methods;
 
 /// How long `stop` waits for the daemon to unmount everything and exit.
@@ -34,16 +34,4 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     }
     println!("jjfsd stopped (pid {pid})");
     Ok(())
-}
-
-/// Whether `pid` runs (a zombie has exited: it only waits for its parent to reap it).
-pub fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name, which may itself hold spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
 }

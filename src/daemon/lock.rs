@@ -6,6 +6,9 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+/// How long a new daemon waits for a dead daemon's lock to be released.
+const DYING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug)]
 pub struct DaemonLock {
     file: File,
@@ -36,15 +39,24 @@ impl DaemonLock {
             .truncate(false)
             .open(path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LockError::Held {
-                    pid: read_pid(&mut file),
-                    home: path.parent().unwrap_or(path).to_owned(),
-                });
+        // A daemon that was just killed holds the lock until its last thread is gone.
+        let deadline = std::time::Instant::now() + DYING_GRACE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let pid = read_pid(&mut file);
+                    let dying = pid.is_some_and(|pid| !process_alive(pid));
+                    if !dying || std::time::Instant::now() > deadline {
+                        return Err(LockError::Held {
+                            pid,
+                            home: path.parent().unwrap_or(path).to_owned(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(TryLockError::Error(source)) => return Err(io(source)),
             }
-            Err(TryLockError::Error(source)) => return Err(io(source)),
         }
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -67,6 +79,19 @@ impl DaemonLock {
 impl Drop for DaemonLock {
     fn drop(&mut self) {
         let _ = self.file.unlock();
+    }
+}
+
+/// Whether `pid` runs: false once it has exited, even while it is still a zombie (its
+/// threads may be finishing, but it serves nothing any more).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }
 

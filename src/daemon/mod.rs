@@ -63,13 +63,17 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
     logging::init(&paths.log())
         .with_context(|| format!("cannot open {}", paths.log().display()))?;
     let config = Config::load(&paths.config())?;
-    let settings = repo::user_settings(&repo::Identity::from_env())?;
+    let identity = repo::Identity::from_env();
+    let settings = repo::user_settings(&identity)?;
+    raise_fd_limit();
     let daemon = Arc::new(Daemon::new(
         paths.clone(),
+        identity,
         settings,
         RunMode::detect(),
         config,
     ));
+    daemon.start_repos();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -87,6 +91,7 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
         let serving = tokio::spawn(server::serve(daemon.clone(), listener));
         wait_for_shutdown(&daemon).await;
         serving.abort();
+        daemon.stop_repos().await;
         anyhow::Ok(())
     })?;
     let _ = std::fs::remove_file(paths.socket());
@@ -112,5 +117,13 @@ async fn wait_for_shutdown(daemon: &Daemon) {
 fn silence_stderr() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stderr(&null);
+    }
+}
+
+/// Mounts keep one handle per file the kernel knows about: allow as many as the system does.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }

@@ -2,14 +2,17 @@
 //! settings it commits with, and the shutdown signal. The daemon owns all state; handlers
 //! reach it only through `Daemon`.
 
-use std::sync::{Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use jj_lib::settings::UserSettings;
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::paths::Paths;
+use crate::repo::Identity;
 use crate::rpc::RpcError;
+use crate::sync::{Event, SyncHandle};
 
 /// How the daemon was started, as `jjfs status` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,21 +44,32 @@ impl RunMode {
 
 pub struct Daemon {
     pub paths: Paths,
+    pub identity: Identity,
     pub settings: UserSettings,
     pub mode: RunMode,
     config: Mutex<Config>,
+    /// The sync actor of each repo.
+    repos: Mutex<BTreeMap<String, Arc<SyncHandle>>>,
     /// Serializes commands that create or remove repos and mounts.
     pub admin: tokio::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
 }
 
 impl Daemon {
-    pub fn new(paths: Paths, settings: UserSettings, mode: RunMode, config: Config) -> Self {
+    pub fn new(
+        paths: Paths,
+        identity: Identity,
+        settings: UserSettings,
+        mode: RunMode,
+        config: Config,
+    ) -> Self {
         Self {
             paths,
+            identity,
             settings,
             mode,
             config: Mutex::new(config),
+            repos: Mutex::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
         }
@@ -91,5 +105,77 @@ impl Daemon {
 
     pub fn shutdown_requested(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+}
+
+impl Daemon {
+    fn lock_repos(&self) -> MutexGuard<'_, BTreeMap<String, Arc<SyncHandle>>> {
+        self.repos.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the sync actor of repo `name` (which mounts its mounts from config).
+    pub fn start_repo(&self, name: &str) -> Result<(), String> {
+        let config = self.config();
+        let repo = config
+            .repos
+            .get(name)
+            .ok_or_else(|| format!("unknown repo {name}"))?
+            .clone();
+        let mounts = config.mounts_of(name).cloned().collect();
+        let handle = SyncHandle::spawn(name, repo, mounts, self.identity.clone())?;
+        self.lock_repos().insert(name.to_owned(), Arc::new(handle));
+        Ok(())
+    }
+
+    /// Starts every repo in config; a repo that fails to load is logged and left out (its
+    /// mounts show as unhealthy).
+    pub fn start_repos(&self) {
+        let names: Vec<String> = self.config().repos.keys().cloned().collect();
+        for name in names {
+            if let Err(err) = self.start_repo(&name) {
+                tracing::error!(repo = %name, "cannot start syncing: {err}");
+            }
+        }
+    }
+
+    /// The actor of a repo, or a clear error for an unknown one.
+    pub fn repo(&self, name: &str) -> Result<Arc<SyncHandle>, RpcError> {
+        if let Some(handle) = self.lock_repos().get(name) {
+            return Ok(handle.clone());
+        }
+        if self.config().repos.contains_key(name) {
+            Err(RpcError::failed(format!(
+                "repo {name} could not be loaded; see {}",
+                self.paths.log().display()
+            )))
+        } else {
+            Err(RpcError::failed(format!(
+                "unknown repo {name} (create it with `jjfs init {name}`)"
+            )))
+        }
+    }
+
+    pub fn repo_handles(&self) -> Vec<(String, Arc<SyncHandle>)> {
+        self.lock_repos()
+            .iter()
+            .map(|(name, handle)| (name.clone(), handle.clone()))
+            .collect()
+    }
+
+    /// Stops every actor: each records pending changes and unmounts its mounts.
+    pub async fn stop_repos(&self) {
+        let handles: Vec<(String, Arc<SyncHandle>)> = std::mem::take(&mut *self.lock_repos())
+            .into_iter()
+            .collect();
+        for (name, handle) in handles {
+            if let Err(err) = handle.ask(|reply| Event::Shutdown { reply }).await {
+                tracing::warn!(repo = %name, "shutdown: {err}");
+            }
+            if let Ok(handle) = Arc::try_unwrap(handle) {
+                tokio::task::spawn_blocking(move || handle.join())
+                    .await
+                    .ok();
+            }
+        }
     }
 }

@@ -31,6 +31,9 @@ pub enum RepoError {
     },
     #[error("jj: {0}")]
     Jj(String),
+    /// A check-out met a file a user changed meanwhile; nothing of theirs was touched.
+    #[error("a user changed {0} during the update; it will be retried")]
+    Busy(String),
 }
 
 impl RepoError {
@@ -43,3 +46,6 @@ impl RepoError {
         move |source| Self::Io { path, source }
     }
 }
+pub mod repository;
+pub mod sync;
+pub mod working_copy;

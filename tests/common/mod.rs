@@ -70,12 +70,20 @@ impl TestEnv {
         let out = self.run(args);
         assert!(
             out.status.success(),
-            "jjfs {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            "jjfs {args:?} failed ({}):\nstdout: {}\nstderr: {}\nsync.log ends:\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail(30)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The last `n` lines of sync.log, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.home().join("sync.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// Runs `jjfs ARGS`, asserts failure, returns stderr.
@@ -147,15 +155,7 @@ pub fn wait_for(what: &str, cond: impl FnMut() -> bool) {
     assert!(wait_until(DEADLINE, cond), "timed out waiting for {what}");
 }
 
-pub fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
+pub use jjfs::daemon::lock::process_alive;
 
 /// Mount points at or below `dir`, in /proc/mounts order.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
@@ -165,4 +165,166 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .map(|p| PathBuf::from(p.replace("\\040", " ")))
         .filter(|p| p.starts_with(dir))
         .collect()
+}
+
+impl TestEnv {
+    /// `jjfs open REPO work/NAME`; returns the mount path.
+    pub fn open(&self, repo: &str, name: &str) -> PathBuf {
+        let path = self.work().join(name);
+        let out = self.ok(&["open", repo, path.to_str().unwrap()]);
+        assert_eq!(out.trim(), path.to_str().unwrap());
+        path
+    }
+
+    /// `jjfs init` then `n` mounts of the default repo, `m0`..`m{n-1}`.
+    pub fn with_mounts(&self, n: usize) -> Vec<PathBuf> {
+        self.ok(&["init"]);
+        (0..n)
+            .map(|i| self.open("default", &format!("m{i}")))
+            .collect()
+    }
+
+    /// The mounts as `jjfs list --json` shows them.
+    pub fn list(&self) -> Vec<serde_json::Value> {
+        self.json(&["list", "--json"])["mounts"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The backing workspace of the mount at `path`.
+    pub fn workspace_of(&self, path: &Path) -> PathBuf {
+        let mounts = self.list();
+        let m = mounts
+            .iter()
+            .find(|m| m["path"].as_str() == path.to_str())
+            .unwrap_or_else(|| panic!("{} is not in jjfs list", path.display()));
+        PathBuf::from(m["workspace"].as_str().unwrap())
+    }
+
+    /// Runs the jj CLI (of jjfs's jj-lib version) in `dir`; returns stdout.
+    pub fn jj(&self, dir: &Path, args: &[&str]) -> String {
+        let out = Command::new(jj_binary())
+            .args(args)
+            .current_dir(dir)
+            .env("JJ_CONFIG", "/dev/null")
+            .env("JJ_USER", "Test User")
+            .env("JJ_EMAIL", "test@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "jj {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Number of commits on trunk, read with the jj CLI without touching any working copy.
+    pub fn trunk_commits(&self, any_mount: &Path) -> usize {
+        let ws = self.workspace_of(any_mount);
+        self.jj(
+            &ws,
+            &[
+                "--ignore-working-copy",
+                "log",
+                "--no-graph",
+                "-r",
+                "::main",
+                "-T",
+                "commit_id ++ \"\\n\"",
+            ],
+        )
+        .lines()
+        .count()
+    }
+
+    pub fn kill_daemon(&self) {
+        let pid = self.daemon_pid().expect("a daemon runs");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        // Its last thread may outlive the zombie: wait until it has let go of its lock.
+        wait_for("the killed daemon to exit", || self.daemon_pid().is_none());
+    }
+}
+
+/// The `jj` example binary built beside the tests.
+pub fn jj_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let jj = profile_dir.join("examples").join("jj");
+    assert!(
+        jj.exists(),
+        "{} is missing: build it with `cargo build --example jj`",
+        jj.display()
+    );
+    jj
+}
+
+/// The content of `path`, or None if it cannot be read.
+pub fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// Waits until `path` holds exactly `content`.
+#[track_caller]
+pub fn wait_content(path: &Path, content: &str) {
+    let mut last = None;
+    let ok = wait_until(DEADLINE, || {
+        last = read(path);
+        last.as_deref() == Some(content)
+    });
+    assert!(
+        ok,
+        "{} never held {content:?}; last {last:?}",
+        path.display()
+    );
+}
+
+/// Waits until `path` does not exist.
+#[track_caller]
+pub fn wait_gone(path: &Path) {
+    wait_for(&format!("{} to disappear", path.display()), || {
+        std::fs::symlink_metadata(path).is_err()
+    });
+}
+
+/// Every file under `root` (relative path → content), skipping nothing but `.jj`.
+pub fn snapshot_tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let ft = entry.file_type().unwrap();
+            if ft.is_dir() {
+                if rel == ".jj" {
+                    continue;
+                }
+                out.insert(format!("{rel}/"), Vec::new());
+                walk(root, &path, out);
+            } else if ft.is_symlink() {
+                out.insert(
+                    rel,
+                    std::fs::read_link(&path)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                );
+            } else {
+                out.insert(rel, std::fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
 }

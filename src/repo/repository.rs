@@ -1,0 +1,256 @@
+//! One jjfs repo as the daemon holds it: a single `RepoLoader` (so all its workspaces share
+//! one store, as jj-lib requires), the trunk bookmark's name, and the repo loaded at its
+//! latest operation. Used only from the repo's sync actor thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jj_lib::commit::Commit;
+use jj_lib::gitignore::GitIgnoreFile;
+use jj_lib::local_working_copy::TreeStateSettings;
+use jj_lib::matchers::PrefixMatcher;
+use jj_lib::op_store::RefTarget;
+use jj_lib::ref_name::{RefName, WorkspaceName, WorkspaceNameBuf};
+use jj_lib::repo::{ReadonlyRepo, Repo as _, RepoLoader};
+use jj_lib::repo_path::{RepoPath, RepoPathBuf};
+use jj_lib::settings::UserSettings;
+use jj_lib::workspace::Workspace;
+use jj_lib::workspace_store::{SimpleWorkspaceStore, WorkspaceStore as _};
+use uuid::Uuid;
+
+use super::create::{git_dir, load_repo, repo_dir};
+use super::working_copy::WorkingCopy;
+use super::{RepoError, block_on};
+
+pub struct Repository {
+    pub name: String,
+    root: PathBuf,
+    pub(super) loader: RepoLoader,
+    pub(super) settings: UserSettings,
+    tree_settings: TreeStateSettings,
+    pub(super) repo: Arc<ReadonlyRepo>,
+    pub(super) trunk: String,
+}
+
+/// The jj workspace name of a mount.
+pub fn workspace_name(id: &Uuid) -> WorkspaceNameBuf {
+    WorkspaceNameBuf::from(id.to_string())
+}
+
+impl Repository {
+    pub fn open(
+        name: &str,
+        root: &Path,
+        settings: &UserSettings,
+        trunk: &str,
+    ) -> Result<Self, RepoError> {
+        let loader = load_repo(root, settings)?;
+        let repo = block_on(loader.load_at_head()).map_err(RepoError::jj)?;
+        let tree_settings =
+            TreeStateSettings::try_from_user_settings(settings).map_err(RepoError::jj)?;
+        Ok(Self {
+            name: name.to_owned(),
+            root: root.to_owned(),
+            loader,
+            settings: settings.clone(),
+            tree_settings,
+            repo,
+            trunk: trunk.to_owned(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn trunk_name(&self) -> &str {
+        &self.trunk
+    }
+
+    pub fn set_trunk(&mut self, trunk: &str) {
+        self.trunk = trunk.to_owned();
+    }
+
+    pub fn settings(&self) -> &UserSettings {
+        &self.settings
+    }
+
+    /// The repo at its latest operation, merging concurrent operations (from the jj CLI,
+    /// or a fetch) on the way. Cheap when nothing else wrote.
+    pub fn head(&mut self) -> Result<Arc<ReadonlyRepo>, RepoError> {
+        let heads = block_on(self.loader.op_heads_store().get_op_heads()).map_err(RepoError::jj)?;
+        if heads.len() != 1 || &heads[0] != self.repo.op_id() {
+            self.repo = block_on(self.loader.load_at_head()).map_err(RepoError::jj)?;
+        }
+        Ok(self.repo.clone())
+    }
+
+    /// Whether operations were written since the repo was last loaded (by the jj CLI, or
+    /// another process).
+    pub fn has_new_operations(&self) -> bool {
+        match block_on(self.loader.op_heads_store().get_op_heads()) {
+            Ok(heads) => heads.len() != 1 || &heads[0] != self.repo.op_id(),
+            Err(_) => true,
+        }
+    }
+
+    /// Where jj keeps the operation heads (watched for operations made elsewhere).
+    pub fn op_heads_dir(&self) -> PathBuf {
+        repo_dir(&self.root).join("op_heads").join("heads")
+    }
+
+    /// The latest loaded repo, without checking for newer operations.
+    pub fn current(&self) -> &Arc<ReadonlyRepo> {
+        &self.repo
+    }
+
+    pub(super) fn set_current(&mut self, repo: Arc<ReadonlyRepo>) {
+        self.repo = repo;
+    }
+
+    pub fn working_copy(&self, backing: &Path) -> WorkingCopy {
+        WorkingCopy::new(
+            self.loader.store().clone(),
+            backing.to_owned(),
+            self.tree_settings.clone(),
+        )
+    }
+
+    /// Ignore rules every snapshot applies besides the repo's `.gitignore` files: git's
+    /// `info/exclude`, where jjfs keeps its `ignore` setting so the jj CLI agrees.
+    pub fn base_ignores(&self) -> Arc<GitIgnoreFile> {
+        let exclude = git_dir(&self.root).join("info").join("exclude");
+        GitIgnoreFile::empty()
+            .chain_with_file(RepoPath::root(), exclude)
+            .unwrap_or_else(|_| GitIgnoreFile::empty())
+    }
+
+    /// The commit trunk points at (None if the bookmark is missing or conflicted).
+    pub fn trunk_commit(&self, repo: &ReadonlyRepo) -> Result<Option<Commit>, RepoError> {
+        super::create::trunk_commit(repo, &self.trunk)
+    }
+
+    /// Creates the jj workspace of a new mount at `backing` (which must not exist), with a
+    /// working-copy commit on trunk, and checks trunk's files out into it.
+    pub fn add_workspace(&mut self, id: &Uuid, backing: &Path) -> Result<(), RepoError> {
+        let repo = self.head()?;
+        let trunk = self.trunk_commit(&repo)?.ok_or_else(|| {
+            RepoError::Jj(format!(
+                "the trunk bookmark {} does not point at one commit",
+                self.trunk
+            ))
+        })?;
+        std::fs::create_dir_all(backing).map_err(RepoError::io(backing))?;
+        let result = (|| {
+            let factory = jj_lib::default_backend_factories::default_working_copy_factory();
+            let (_workspace, repo) = block_on(Workspace::init_workspace_with_existing_repo(
+                backing,
+                &repo_dir(&self.root),
+                &repo,
+                &*factory,
+                workspace_name(id),
+            ))
+            .map_err(RepoError::jj)?;
+            let mut tx = repo.start_transaction();
+            let wc = block_on(
+                tx.repo_mut()
+                    .new_commit(vec![trunk.id().clone()], trunk.tree())
+                    .write(),
+            )
+            .map_err(RepoError::jj)?;
+            block_on(tx.repo_mut().edit(workspace_name(id), &wc)).map_err(RepoError::jj)?;
+            block_on(tx.repo_mut().rebase_descendants()).map_err(RepoError::jj)?;
+            let repo = block_on(tx.commit(format!("jjfs: add workspace for mount {id}")))
+                .map_err(RepoError::jj)?;
+            let locked = self.working_copy(backing).lock(backing, None)?;
+            let mut locked = locked;
+            locked.check_out(backing, &wc.tree())?;
+            locked.finish(repo.op_id())?;
+            self.repo = repo;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(backing);
+        }
+        result
+    }
+
+    /// Removes a mount's workspace from the repo (its working-copy commit goes, history
+    /// stays), like `jj workspace forget`. The backing files are left for the caller.
+    pub fn forget_workspace(&mut self, id: &Uuid) -> Result<(), RepoError> {
+        let repo = self.head()?;
+        let name = workspace_name(id);
+        if repo.view().get_wc_commit_id(&name).is_some() {
+            let mut tx = repo.start_transaction();
+            block_on(tx.repo_mut().remove_workspace(&name)).map_err(RepoError::jj)?;
+            block_on(tx.repo_mut().rebase_descendants()).map_err(RepoError::jj)?;
+            self.repo = block_on(tx.commit(format!("jjfs: forget workspace of mount {id}")))
+                .map_err(RepoError::jj)?;
+        }
+        if let Ok(store) = SimpleWorkspaceStore::load(&repo_dir(&self.root)) {
+            let _ = store.forget(&[name.as_ref()]);
+        }
+        Ok(())
+    }
+
+    /// Whether the repo knows a workspace for this mount.
+    pub fn has_workspace(&self, id: &Uuid) -> bool {
+        let name = workspace_name(id);
+        self.repo
+            .view()
+            .get_wc_commit_id(WorkspaceName::new(name.as_str()))
+            .is_some()
+    }
+
+    /// Paths with conflicts in trunk, relative to the repo root.
+    pub fn trunk_conflicts(&self) -> Vec<String> {
+        let Ok(Some(trunk)) = self.trunk_commit(&self.repo) else {
+            return Vec::new();
+        };
+        trunk
+            .tree()
+            .conflicts()
+            .map(|(path, _)| path.as_internal_file_string().to_owned())
+            .collect()
+    }
+
+    /// Points trunk at `commit` in a new operation.
+    pub fn set_trunk_target(
+        &mut self,
+        commit: &Commit,
+        description: &str,
+    ) -> Result<(), RepoError> {
+        let repo = self.head()?;
+        let mut tx = repo.start_transaction();
+        tx.repo_mut().set_local_bookmark_target(
+            RefName::new(&self.trunk),
+            RefTarget::normal(commit.id().clone()),
+        );
+        self.repo = block_on(tx.commit(description)).map_err(RepoError::jj)?;
+        Ok(())
+    }
+}
+
+impl Repository {
+    /// Files the mount's working-copy commit tracks under each of `dirs` (workspace-relative).
+    pub fn tracked_under(&self, id: &Uuid, dirs: &[PathBuf]) -> Vec<PathBuf> {
+        let Some(wc_id) = self.repo.view().get_wc_commit_id(&workspace_name(id)) else {
+            return Vec::new();
+        };
+        let Ok(wc) = self.repo.store().get_commit(wc_id) else {
+            return Vec::new();
+        };
+        let prefixes: Vec<RepoPathBuf> = dirs
+            .iter()
+            .filter_map(|d| RepoPathBuf::from_relative_path(d).ok())
+            .collect();
+        if prefixes.is_empty() {
+            return Vec::new();
+        }
+        let matcher = PrefixMatcher::new(&prefixes);
+        wc.tree()
+            .entries_matching(&matcher)
+            .map(|(path, _)| PathBuf::from(path.as_internal_file_string()))
+            .collect()
+    }
+}

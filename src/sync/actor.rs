@@ -1,0 +1,417 @@
+//! The sync actor of one repo: a thread that owns the repo's jj work and mounts, and runs a
+//! sync step whenever changes have settled (see `debounce`), on `jjfs sync`, and every
+//! `rescan_interval` as a safety net.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use uuid::Uuid;
+
+use super::Event;
+use super::debounce::{Debounce, QUIET};
+use super::mounts::MountRuntime;
+use super::status::SharedStatus;
+use crate::config::{MountConfig, RepoConfig};
+use crate::mount;
+use crate::repo::repository::Repository;
+use crate::repo::sync::{SyncReport, WorkspacePlan};
+use crate::repo::{Identity, RepoError, user_settings};
+use crate::watch::Watcher;
+
+/// How often a `jjfs sync` retries a step that a user's concurrent write interrupted.
+const BARRIER_RETRIES: usize = 20;
+
+pub struct Actor {
+    name: String,
+    config: RepoConfig,
+    repo: Repository,
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    status: SharedStatus,
+    mounts: BTreeMap<Uuid, MountRuntime>,
+    debounce: Debounce,
+    next_rescan: Instant,
+    /// A step was interrupted by a user's write: run another soon.
+    retry: bool,
+    /// Watches the repo's operation heads for operations made outside the daemon.
+    _operations: Option<Watcher>,
+}
+
+impl Actor {
+    pub fn new(
+        name: &str,
+        config: RepoConfig,
+        identity: Identity,
+        tx: Sender<Event>,
+        rx: Receiver<Event>,
+        status: SharedStatus,
+    ) -> Result<Self, RepoError> {
+        let settings = user_settings(&identity)?;
+        let repo = Repository::open(name, &config.path, &settings, &config.trunk)?;
+        let debounce = Debounce::new(QUIET, Duration::from_secs(config.sync_interval.max(1)));
+        let next_rescan = Instant::now() + rescan_interval(&config);
+        let op_tx = tx.clone();
+        let operations = Watcher::start(&repo.op_heads_dir(), move |_| {
+            let _ = op_tx.send(Event::Operations);
+        })
+        .map_err(|e| tracing::warn!(repo = %name, "cannot watch the operation log: {e}"))
+        .ok();
+        Ok(Self {
+            name: name.to_owned(),
+            config,
+            repo,
+            tx,
+            rx,
+            status,
+            mounts: BTreeMap::new(),
+            debounce,
+            next_rescan,
+            retry: false,
+            _operations: operations,
+        })
+    }
+
+    /// Restores `mounts`, calls `ready`, then serves events until shutdown.
+    pub fn run(mut self, mounts: Vec<MountConfig>, ready: impl FnOnce()) {
+        for config in mounts {
+            self.restore_mount(config);
+        }
+        self.publish();
+        ready();
+        // Start: everything is rescanned, so that edits made while the daemon was down sync.
+        self.step();
+        self.publish();
+        loop {
+            let deadline = self.next_deadline();
+            match self.rx.recv_deadline(deadline) {
+                Ok(event) => {
+                    if !self.handle(event) {
+                        break;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    if now >= self.next_rescan {
+                        self.next_rescan = now + rescan_interval(&self.config);
+                        self.mounts
+                            .values_mut()
+                            .for_each(MountRuntime::request_full_scan);
+                    }
+                    self.step();
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.shutdown();
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut deadline = self.next_rescan;
+        if let Some(due) = self.debounce.deadline() {
+            deadline = deadline.min(due);
+        }
+        if self.retry {
+            deadline = deadline.min(Instant::now() + QUIET);
+        }
+        deadline
+    }
+
+    /// Handles one event; false when the actor must stop.
+    fn handle(&mut self, event: Event) -> bool {
+        let now = Instant::now();
+        match event {
+            Event::Mount { id, paths } => {
+                if let Some(m) = self.mounts.get_mut(&id) {
+                    m.note_changes(paths);
+                    self.debounce.note(now);
+                }
+            }
+            Event::Watch { id, paths } => {
+                if let Some(m) = self.mounts.get_mut(&id)
+                    && m.note_watched(paths, now)
+                {
+                    self.debounce.note(now);
+                }
+            }
+            Event::Operations => {
+                // Our own operations come back here too; only others' need a step.
+                if self.repo.has_new_operations() {
+                    self.debounce.note(now);
+                }
+            }
+            Event::Overflow { id } => {
+                if let Some(m) = self.mounts.get_mut(&id) {
+                    m.request_full_scan();
+                    self.debounce.note(now);
+                }
+            }
+            Event::Open {
+                id,
+                path,
+                workspace,
+                reply,
+            } => {
+                let result = self.open(id, path, workspace);
+                let _ = reply.send(result);
+                self.publish();
+            }
+            Event::Close { id, reply } => {
+                let result = self.close(id);
+                let _ = reply.send(result);
+                self.publish();
+            }
+            Event::Sync { reply } => {
+                let _ = reply.send(self.barrier());
+            }
+            Event::Configure(config) => self.configure(config),
+            Event::Shutdown { reply } => {
+                self.shutdown();
+                let _ = reply.send(Ok(()));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Mounts a mount from config at daemon start, cleaning a stale mount first.
+    fn restore_mount(&mut self, config: MountConfig) {
+        let mut runtime =
+            MountRuntime::new(config.id, config.path.clone(), config.workspace.clone());
+        mount::clean_stale(&config.path, &config.workspace);
+        let fix = format!(
+            "recreate it with `jjfs close {0}` then `jjfs open {1} {0}`",
+            config.path.display(),
+            self.name
+        );
+        if !config.workspace.join(".jj").join("working_copy").is_dir() {
+            runtime.problem = Some(format!(
+                "its workspace {} is missing or broken; {fix}",
+                config.workspace.display()
+            ));
+        } else if !self.repo.has_workspace(&config.id) {
+            runtime.problem = Some(format!("its workspace is not in the repo any more; {fix}"));
+        } else if let Err(err) = runtime.start(&self.tx) {
+            runtime.problem = Some(err);
+        }
+        if let Some(problem) = &runtime.problem {
+            tracing::warn!(repo = %self.name, mount = %config.path.display(), "unhealthy: {problem}");
+        }
+        self.mounts.insert(config.id, runtime);
+    }
+
+    fn open(&mut self, id: Uuid, path: PathBuf, backing: PathBuf) -> Result<&'static str, String> {
+        self.repo
+            .add_workspace(&id, &backing)
+            .map_err(|e| format!("cannot create the workspace: {e}"))?;
+        let mut runtime = MountRuntime::new(id, path.clone(), backing.clone());
+        if let Err(err) = runtime.start(&self.tx) {
+            let _ = self.repo.forget_workspace(&id);
+            let _ = std::fs::remove_dir_all(&backing);
+            return Err(err);
+        }
+        let io_mode = runtime.mount().map_or("userspace", |m| m.io_mode());
+        runtime.last_sync = Some(Utc::now());
+        self.mounts.insert(id, runtime);
+        self.record(format!("opened {} ({io_mode} I/O)", path.display()));
+        Ok(io_mode)
+    }
+
+    fn close(&mut self, id: Uuid) -> Result<(), String> {
+        let Some(runtime) = self.mounts.get_mut(&id) else {
+            return Err("no such mount".into());
+        };
+        // Record what was written in the mount before it goes.
+        if runtime.problem.is_none() {
+            runtime.request_full_scan();
+            self.barrier()?;
+        }
+        let runtime = self.mounts.get_mut(&id).expect("still there");
+        runtime.unmount()?;
+        let runtime = self.mounts.remove(&id).expect("still there");
+        self.repo
+            .forget_workspace(&id)
+            .map_err(|e| format!("cannot forget the workspace: {e}"))?;
+        let _ = std::fs::remove_dir_all(&runtime.backing);
+        self.record(format!("closed {}", runtime.path.display()));
+        Ok(())
+    }
+
+    fn configure(&mut self, config: RepoConfig) {
+        self.debounce
+            .set_ceiling(Duration::from_secs(config.sync_interval.max(1)));
+        if config.trunk != self.config.trunk {
+            self.repo.set_trunk(&config.trunk);
+        }
+        if config.ignore != self.config.ignore {
+            // A new ignore list changes what is tracked: look at everything again.
+            self.mounts
+                .values_mut()
+                .for_each(MountRuntime::request_full_scan);
+            self.debounce.note(Instant::now());
+        }
+        self.next_rescan = Instant::now() + rescan_interval(&config);
+        self.config = config;
+    }
+
+    /// Syncs everything now (full scans) until no user write interrupts it.
+    fn barrier(&mut self) -> Result<(), String> {
+        self.mounts
+            .values_mut()
+            .filter(|m| m.problem.is_none())
+            .for_each(MountRuntime::request_full_scan);
+        for _ in 0..BARRIER_RETRIES {
+            self.step();
+            if !self.retry {
+                break;
+            }
+        }
+        let failed: Vec<String> = self
+            .mounts
+            .values()
+            .filter_map(|m| {
+                m.problem
+                    .as_ref()
+                    .map(|p| format!("{}: {p}", m.path.display()))
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("some mounts did not sync: {}", failed.join("; ")))
+        }
+    }
+
+    /// One sync step over every workspace that can be reached.
+    fn step(&mut self) {
+        self.debounce.clear();
+        self.retry = false;
+        let mut taken = Vec::new();
+        let mut plans = Vec::new();
+        for m in self.mounts.values_mut() {
+            if !m.backing.join(".jj").is_dir() {
+                continue;
+            }
+            let repo = &self.repo;
+            let id = m.id;
+            let scan = m.take_scan(|dirs| repo.tracked_under(&id, dirs));
+            if let Some((scan, pending)) = &scan {
+                taken.push((m.id, scan.clone(), pending.clone()));
+            }
+            plans.push(WorkspacePlan {
+                id: m.id,
+                label: m.path.display().to_string(),
+                backing: m.backing.clone(),
+                files_root: m.files_root().to_owned(),
+                scan: scan.map(|(scan, _)| scan),
+                held: m.held(),
+            });
+        }
+        if plans.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let report = self.repo.sync(plans, self.repo.settings().signature());
+        self.apply(report, taken, started);
+    }
+
+    /// Takes a step's results into the mounts' state.
+    fn apply(
+        &mut self,
+        report: SyncReport,
+        taken: Vec<(Uuid, crate::repo::working_copy::Scan, Vec<PathBuf>)>,
+        started: Instant,
+    ) {
+        let now = Instant::now();
+        let mut skipped = Vec::new();
+        for (id, result) in report.workspaces {
+            let Some(m) = self.mounts.get_mut(&id) else {
+                continue;
+            };
+            let scan = taken.iter().find(|(tid, _, _)| *tid == id);
+            match result {
+                Ok(sync) => {
+                    m.problem = None;
+                    m.last_sync = Some(Utc::now());
+                    for path in sync.written.iter() {
+                        m.echoes.remember(&m.backing, path, now);
+                    }
+                    if let Some((_, crate::repo::working_copy::Scan::Paths(files), _)) = scan {
+                        for path in files {
+                            m.echoes.remember(&m.backing, path, now);
+                        }
+                    }
+                    m.echoes.expire(now);
+                    for (path, reason) in sync.skipped {
+                        tracing::warn!(repo = %self.name, mount = %m.path.display(), "not synced: {path}: {reason}");
+                        skipped.push((path, reason));
+                    }
+                }
+                Err(RepoError::Busy(what)) => {
+                    tracing::debug!(repo = %self.name, "update deferred: {what}");
+                    if let Some((_, scan, pending)) = scan {
+                        m.restore_scan(scan, pending.clone());
+                    }
+                    m.request_full_scan();
+                    self.retry = true;
+                }
+                Err(err) => {
+                    tracing::error!(repo = %self.name, mount = %m.path.display(), "sync failed: {err}");
+                    if let Some((_, scan, pending)) = scan {
+                        m.restore_scan(scan, pending.clone());
+                    }
+                    m.problem = Some(format!("sync failed: {err} (details in sync.log)"));
+                }
+            }
+        }
+        if report.commits > 0 {
+            let line = format!(
+                "synced {} change(s) in {} ms",
+                report.commits,
+                started.elapsed().as_millis()
+            );
+            tracing::info!(repo = %self.name, "{line}");
+            self.record(line);
+        }
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if report.commits > 0 || status.last_sync.is_none() {
+            status.last_sync = Some(Utc::now());
+        }
+        status.skipped = skipped;
+        drop(status);
+        self.publish();
+    }
+
+    fn record(&self, line: String) {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(line);
+    }
+
+    /// Publishes the mounts' health and the repo's conflicts for `status` and `list`.
+    fn publish(&self) {
+        let conflicts = self.repo.trunk_conflicts();
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        status.mounts = self.mounts.values().map(MountRuntime::status).collect();
+        status.conflicts = conflicts;
+    }
+
+    fn shutdown(&mut self) {
+        // Record what is pending, then let the mounts go.
+        if self.mounts.values().any(MountRuntime::has_pending) {
+            self.step();
+        }
+        for m in self.mounts.values_mut() {
+            m.detach();
+        }
+        self.mounts.clear();
+        self.publish();
+    }
+}
+
+fn rescan_interval(config: &RepoConfig) -> Duration {
+    Duration::from_secs(config.rescan_interval.max(1))
+}

@@ -1,0 +1,87 @@
+//! Telling the engine's own writes from users' edits in watcher events. After a sync writes or
+//! snapshots a path, its state on disk is remembered; a watcher event for that path whose
+//! file still looks exactly like that is an echo of the sync, not a new change.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a remembered state is trusted to explain events.
+const REMEMBER: Duration = Duration::from_secs(10);
+
+/// What a path looked like on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    Absent,
+    Present {
+        ino: u64,
+        size: u64,
+        mtime_ns: i128,
+        mode: u32,
+    },
+}
+
+impl Stamp {
+    pub fn of(path: &Path) -> Self {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) => Stamp::Present {
+                ino: m.ino(),
+                size: m.size(),
+                mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                mode: m.mode(),
+            },
+            Err(_) => Stamp::Absent,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct EchoFilter {
+    known: HashMap<PathBuf, (Stamp, Instant)>,
+}
+
+impl EchoFilter {
+    /// Remembers how `rel` (under `root`) looks now.
+    pub fn remember(&mut self, root: &Path, rel: &Path, now: Instant) {
+        self.known
+            .insert(rel.to_owned(), (Stamp::of(&root.join(rel)), now));
+    }
+
+    /// Whether an event for `rel` is explained by what was remembered.
+    pub fn is_echo(&self, root: &Path, rel: &Path, now: Instant) -> bool {
+        match self.known.get(rel) {
+            Some((stamp, at)) if now.duration_since(*at) < REMEMBER => {
+                *stamp == Stamp::of(&root.join(rel))
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets states too old to explain anything.
+    pub fn expire(&mut self, now: Instant) {
+        self.known
+            .retain(|_, (_, at)| now.duration_since(*at) < REMEMBER);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unchanged_file_is_an_echo_and_an_edit_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Instant::now();
+        std::fs::write(dir.path().join("a"), "one").unwrap();
+        let mut filter = EchoFilter::default();
+        filter.remember(dir.path(), Path::new("a"), now);
+        assert!(filter.is_echo(dir.path(), Path::new("a"), now));
+        std::fs::write(dir.path().join("a"), "two!").unwrap();
+        assert!(!filter.is_echo(dir.path(), Path::new("a"), now));
+        assert!(!filter.is_echo(dir.path(), Path::new("b"), now));
+        filter.remember(dir.path(), Path::new("gone"), now);
+        assert!(filter.is_echo(dir.path(), Path::new("gone"), now));
+        assert!(!filter.is_echo(dir.path(), Path::new("gone"), now + REMEMBER));
+    }
+}

@@ -1,0 +1,123 @@
+//! The sync engine: one actor (a thread) per repo owns the repo's jj work, its mounts and
+//! their watchers. Events in (changes reported by mounts and watchers, commands from the
+//! daemon), repository operations out. FUSE threads only ever send it messages, never wait.
+
+mod actor;
+pub mod debounce;
+pub mod echo;
+mod mounts;
+pub mod status;
+
+use std::path::PathBuf;
+
+use crossbeam_channel::Sender;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::config::{MountConfig, RepoConfig};
+use crate::repo::Identity;
+pub use status::{MountStatus, RepoStatus, SharedStatus};
+
+/// A reply the actor sends back to the daemon.
+pub type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+pub enum Event {
+    /// Paths users changed through a mount.
+    Mount {
+        id: Uuid,
+        paths: Vec<PathBuf>,
+    },
+    /// Paths changed in a backing workspace (by anything).
+    Watch {
+        id: Uuid,
+        paths: Vec<PathBuf>,
+    },
+    /// A watcher lost events: rescan that workspace.
+    Overflow {
+        id: Uuid,
+    },
+    /// The repo's operation heads changed: maybe someone else (the jj CLI) wrote.
+    Operations,
+    Open {
+        id: Uuid,
+        path: PathBuf,
+        workspace: PathBuf,
+        reply: Reply<&'static str>,
+    },
+    Close {
+        id: Uuid,
+        reply: Reply<()>,
+    },
+    /// Sync now (a full scan) and reply when every healthy mount is up to date.
+    Sync {
+        reply: Reply<()>,
+    },
+    Configure(RepoConfig),
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+/// The daemon's handle on one repo's actor.
+pub struct SyncHandle {
+    pub tx: Sender<Event>,
+    pub status: SharedStatus,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SyncHandle {
+    /// Starts the actor of repo `name`, mounting `mounts` (cleaning stale mounts first).
+    pub fn spawn(
+        name: &str,
+        config: RepoConfig,
+        mounts: Vec<MountConfig>,
+        identity: Identity,
+    ) -> Result<Self, String> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let status = SharedStatus::default();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let actor_tx = tx.clone();
+        let actor_status = status.clone();
+        let repo_name = name.to_owned();
+        let thread = std::thread::Builder::new()
+            .name(format!("sync-{name}"))
+            .spawn(move || {
+                match actor::Actor::new(&repo_name, config, identity, actor_tx, rx, actor_status) {
+                    Ok(actor) => actor.run(mounts, move || {
+                        let _ = ready_tx.send(Ok(()));
+                    }),
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err.to_string()));
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        // The mounts are back before the daemon answers its first request.
+        ready_rx
+            .recv()
+            .map_err(|_| format!("the sync engine of {name} stopped while starting"))??;
+        Ok(Self {
+            tx,
+            status,
+            thread: Some(thread),
+        })
+    }
+
+    /// Sends a command and waits (asynchronously) for its reply.
+    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Event) -> Result<T, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .map_err(|_| "the repo's sync engine has stopped; see sync.log".to_owned())?;
+        rx.await.map_err(|_| {
+            "the repo's sync engine stopped before answering; see sync.log".to_owned()
+        })?
+    }
+
+    /// Waits for the actor's thread to end (after `Shutdown`).
+    pub fn join(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

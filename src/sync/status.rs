@@ -1,0 +1,58 @@
+//! What a repo's sync actor publishes for `jjfs status` and `jjfs list`, readable at any time
+//! without waiting for the actor (which may be in the middle of a sync).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct MountStatus {
+    pub id: Uuid,
+    pub path: PathBuf,
+    pub workspace: PathBuf,
+    /// None when healthy, else what is wrong and how to fix it.
+    pub problem: Option<String>,
+    pub last_sync: Option<DateTime<Utc>>,
+    pub io_mode: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RemoteStatus {
+    pub url: Option<String>,
+    pub last_push: Option<DateTime<Utc>>,
+    pub last_fetch: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub next_retry: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RepoStatus {
+    pub mounts: Vec<MountStatus>,
+    pub conflicts: Vec<String>,
+    /// Paths a snapshot could not record, with why.
+    pub skipped: Vec<(String, String)>,
+    pub last_sync: Option<DateTime<Utc>>,
+    pub remote: RemoteStatus,
+    /// Recent sync activity, oldest first.
+    pub recent: Vec<String>,
+    pub history_commits: Option<u64>,
+}
+
+/// Shared between the actor (writer) and the daemon's handlers (readers).
+pub type SharedStatus = Arc<Mutex<RepoStatus>>;
+
+/// How many recent activity lines are kept.
+pub const RECENT: usize = 50;
+
+impl RepoStatus {
+    pub fn record(&mut self, line: String) {
+        let stamp = Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+        self.recent.push(format!("{stamp} {line}"));
+        if self.recent.len() > RECENT {
+            let excess = self.recent.len() - RECENT;
+            self.recent.drain(..excess);
+        }
+    }
+}
