@@ -199,9 +199,11 @@ fn a_conflict_shows_the_same_markers_everywhere_and_its_resolution_propagates() 
     assert_eq!(status["repos"][0]["conflicts"], serde_json::json!([]));
 }
 
-/// One write of the randomized test: `mount` left `token` in `file`.
-struct Write_ {
+/// One edit of the randomized test: write `token` to `file`, or delete it.
+#[derive(Clone)]
+struct Op {
     file: String,
+    delete: bool,
     token: String,
 }
 
