@@ -221,57 +221,30 @@ fn random_concurrent_edits_converge_and_lose_nothing() {
     let files: Vec<String> = (0..6).map(|i| format!("shared-{i}.txt")).collect();
     for round in 0..4 {
         // Each mount makes a few edits at the same time as the others.
-        let plans: Vec<(PathBuf, Vec<(String, bool, String)>)> = mounts
-            .iter()
-            .enumerate()
-            .map(|(m, path)| {
-                let ops = (0..rng.gen_range(1..4))
-                    .map(|k| {
-                        let file = files[rng.gen_range(0..files.len())].clone();
-                        let delete = rng.gen_bool(0.15);
-                        (
-                            file,
-                            delete,
-                            format!("r{round}-m{m}-k{k}-{}", rng.r#gen::<u32>()),
-                        )
+        let plans: Vec<Vec<Op>> = (0..mounts.len())
+            .map(|m| {
+                (0..rng.gen_range(1..4))
+                    .map(|k| Op {
+                        file: files[rng.gen_range(0..files.len())].clone(),
+                        delete: rng.gen_bool(0.15),
+                        token: format!("r{round}-m{m}-k{k}-{}", rng.r#gen::<u32>()),
                     })
-                    .collect();
-                (path.clone(), ops)
+                    .collect()
             })
             .collect();
-        let writes: Vec<Vec<(Write_, bool)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = plans
-                .iter()
-                .map(|(mount, ops)| {
-                    scope.spawn(move || {
-                        let mut done = Vec::new();
-                        for (file, delete, token) in ops {
-                            let path = mount.join(file);
-                            if *delete {
-                                let _ = std::fs::remove_file(&path);
-                                done.push((
-                                    Write_ {
-                                        file: file.clone(),
-                                        token: String::new(),
-                                    },
-                                    true,
-                                ));
-                            } else {
-                                std::fs::write(&path, format!("{token}\n")).unwrap();
-                                done.push((
-                                    Write_ {
-                                        file: file.clone(),
-                                        token: token.clone(),
-                                    },
-                                    false,
-                                ));
-                            }
+        std::thread::scope(|scope| {
+            for (mount, ops) in mounts.iter().zip(&plans) {
+                scope.spawn(move || {
+                    for op in ops {
+                        let path = mount.join(&op.file);
+                        if op.delete {
+                            let _ = std::fs::remove_file(&path);
+                        } else {
+                            std::fs::write(&path, format!("{}\n", op.token)).unwrap();
                         }
-                        done
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
+                    }
+                });
+            }
         });
         env.ok(&["sync"]);
         env.ok(&["sync"]);
@@ -284,22 +257,22 @@ fn random_concurrent_edits_converge_and_lose_nothing() {
         }
         // The last write of each mount to each file is in the result, plainly or inside
         // conflict markers, unless that mount itself deleted the file afterwards.
-        for ops in &writes {
-            let mut last: std::collections::BTreeMap<&str, &(Write_, bool)> = Default::default();
+        for ops in &plans {
+            let mut last: std::collections::BTreeMap<&str, &Op> = Default::default();
             for op in ops {
-                last.insert(&op.0.file, op);
+                last.insert(&op.file, op);
             }
-            for (file, (write, deleted)) in last {
-                if *deleted {
+            for (file, op) in last {
+                if op.delete {
                     continue;
                 }
                 let content = trees[0]
                     .get(file)
                     .map(|b| String::from_utf8_lossy(b).into_owned());
                 assert!(
-                    content.as_deref().is_some_and(|c| c.contains(&write.token)),
+                    content.as_deref().is_some_and(|c| c.contains(&op.token)),
                     "round {round}: write {} to {file} is lost; the file holds {content:?} (seed {seed})",
-                    write.token
+                    op.token
                 );
             }
         }
