@@ -39,6 +39,10 @@ fn errno(err: std::io::Error) -> Errno {
 /// directory are invalidated by the mount's owner (see `Mount::invalidate`).
 pub const TTL: Duration = Duration::from_secs(1);
 
+/// Open files need no FLUSH round trip on close: writes reach the backing file as they are
+/// made, and a user's change is reported when its handle is released.
+const OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
+
 /// The attribute changes of one setattr request.
 struct SetAttr {
     mode: Option<u32>,
@@ -188,6 +192,12 @@ impl PassthroughFs {
     /// Looks `name` up in `parent` and records the lookup the reply hands to the kernel.
     fn lookup_entry(&self, parent: &Inode, name: &OsStr) -> Result<(Arc<Inode>, FileAttr)> {
         let cname = sys::cname(name).map_err(errno)?;
+        // A known inode needs no new handle: while its handle is held, no other object can
+        // have its inode number, so the stat identifies it.
+        let st = sys::statat(parent.fd(), &cname).map_err(errno)?;
+        if let Some(inode) = self.shared.inodes.remember_known(&st) {
+            return Ok((inode, self.attr(&st)));
+        }
         let fd = sys::open_path(parent.fd(), &cname).map_err(errno)?;
         let st = sys::fstat(fd.as_fd()).map_err(errno)?;
         let attr = self.attr(&st);
@@ -262,7 +272,7 @@ impl PassthroughFs {
         flags: i32,
         backing: Option<Arc<BackingId>>,
     ) -> u64 {
-        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        let writable = is_writable(flags);
         let own = Self::is_own(req);
         if writable {
             inode.writers.fetch_add(1, Ordering::Relaxed);
@@ -416,6 +426,10 @@ impl PassthroughFs {
     }
 }
 
+fn is_writable(flags: i32) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
+}
+
 fn kind_of_mode(mode: u32) -> FileType {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => FileType::Directory,
@@ -475,11 +489,12 @@ fn timespec(time: Option<TimeOrNow>) -> libc::timespec {
 
 impl Filesystem for PassthroughFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Not FUSE_ATOMIC_O_TRUNC: with it the daemon would truncate before the kernel has
+        // checked the open (a running program's file opened with O_TRUNC got emptied).
         let _ = config.add_capabilities(
             InitFlags::FUSE_DO_READDIRPLUS
                 | InitFlags::FUSE_READDIRPLUS_AUTO
                 | InitFlags::FUSE_PARALLEL_DIROPS
-                | InitFlags::FUSE_ATOMIC_O_TRUNC
                 | InitFlags::FUSE_AUTO_INVAL_DATA
                 | InitFlags::FUSE_CACHE_SYMLINKS,
         );
@@ -698,8 +713,8 @@ impl Filesystem for PassthroughFs {
                 let backing = self.backing_for(&inode, file.as_fd(), |fd| reply.open_backing(fd));
                 let fh = self.new_open_file(req, inode, file, flags.0, backing.clone());
                 match backing {
-                    Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
-                    None => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                    Some(id) => reply.opened_passthrough(FileHandle(fh), OPEN_FLAGS, &id),
+                    None => reply.opened(FileHandle(fh), OPEN_FLAGS),
                 }
             }
             Err(e) => reply.error(e),
@@ -726,16 +741,10 @@ impl Filesystem for PassthroughFs {
                         &attr,
                         Generation(0),
                         FileHandle(fh),
-                        FopenFlags::empty(),
+                        OPEN_FLAGS,
                         &id,
                     ),
-                    None => reply.created(
-                        &TTL,
-                        &attr,
-                        Generation(0),
-                        FileHandle(fh),
-                        FopenFlags::empty(),
-                    ),
+                    None => reply.created(&TTL, &attr, Generation(0), FileHandle(fh), OPEN_FLAGS),
                 }
             }
             Err(e) => reply.error(e),
@@ -789,10 +798,22 @@ impl Filesystem for PassthroughFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        // close() waits for flush (release comes later, asynchronously): reporting here
+        // makes a `jjfs sync` run right after close() see the write.
+        if let Ok(handle) = self.handle(fh)
+            && let Handle::File(f) = &*handle
+            && f.writable
+            && !f.own
+        {
+            self.shared.bump(&f.inode);
+            if let Some(path) = self.shared.rel_of_fd(f.file.as_raw_fd()) {
+                self.shared.report(vec![path]);
+            }
+        }
         reply.ok();
     }
 
@@ -1052,6 +1073,21 @@ impl Filesystem for PassthroughFs {
             Ok(_) => reply.ok(),
             Err(e) => reply.error(e),
         }
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // Files are not terminals (isatty asks this on every open by some runtimes).
+        reply.error(Errno::from_i32(libc::ENOTTY));
     }
 
     fn fallocate(

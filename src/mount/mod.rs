@@ -37,10 +37,19 @@ pub struct MountOptions {
 impl Default for MountOptions {
     fn default() -> Self {
         Self {
-            passthrough: std::env::var_os("JJFS_NO_PASSTHROUGH").is_none(),
-            threads: 3,
+            passthrough: !env_flag("JJFS_NO_PASSTHROUGH"),
+            threads: std::env::var("JJFS_FUSE_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3),
         }
     }
+}
+
+/// Whether an environment variable is set to a true value (`1`, `true`, `yes`).
+fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
 #[derive(Debug, thiserror::Error)]

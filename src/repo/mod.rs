@@ -6,6 +6,7 @@
 //! (a sync actor's thread, or a blocking task of the daemon).
 
 pub mod create;
+pub mod ignores;
 pub mod settings;
 
 use std::path::PathBuf;

@@ -12,10 +12,11 @@ use uuid::Uuid;
 
 use super::Event;
 use super::debounce::{Debounce, QUIET};
-use super::mounts::MountRuntime;
+use super::mounts::{MountRuntime, ScanFilter};
 use super::status::SharedStatus;
 use crate::config::{MountConfig, RepoConfig};
 use crate::mount;
+use crate::repo::ignores::IgnoreRules;
 use crate::repo::repository::Repository;
 use crate::repo::sync::{SyncReport, WorkspacePlan};
 use crate::repo::{Identity, RepoError, user_settings};
@@ -294,9 +295,12 @@ impl Actor {
             if !m.backing.join(".jj").is_dir() {
                 continue;
             }
-            let repo = &self.repo;
-            let id = m.id;
-            let scan = m.take_scan(|dirs| repo.tracked_under(&id, dirs));
+            let mut filter = PlanFilter {
+                repo: &self.repo,
+                id: m.id,
+                rules: self.repo.ignore_rules(&m.backing),
+            };
+            let scan = m.take_scan(&mut filter);
             if let Some((scan, pending)) = &scan {
                 taken.push((m.id, scan.clone(), pending.clone()));
             }
@@ -409,6 +413,23 @@ impl Actor {
         }
         self.mounts.clear();
         self.publish();
+    }
+}
+
+/// What the actor tells a mount about its paths while planning a snapshot.
+struct PlanFilter<'a> {
+    repo: &'a Repository,
+    id: Uuid,
+    rules: IgnoreRules,
+}
+
+impl ScanFilter for PlanFilter<'_> {
+    fn tracked_under(&mut self, dirs: &[PathBuf]) -> Vec<PathBuf> {
+        self.repo.tracked_under(&self.id, dirs)
+    }
+
+    fn skips(&mut self, path: &std::path::Path, is_dir: bool) -> bool {
+        self.rules.is_ignored(path, is_dir) && !self.repo.tracks(&self.id, path)
     }
 }
 

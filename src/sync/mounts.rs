@@ -38,6 +38,8 @@ pub struct MountRuntime {
     _watcher: Option<Watcher>,
     /// Paths changed since the last snapshot.
     pending: BTreeSet<PathBuf>,
+    /// Of those, the ones the mount reported (changed through it).
+    through_mount: BTreeSet<PathBuf>,
     /// Everything must be rescanned (start, watcher overflow, periodic safety net).
     full_scan: bool,
     pub echoes: EchoFilter,
@@ -56,6 +58,7 @@ impl MountRuntime {
             mount: None,
             _watcher: None,
             pending: BTreeSet::new(),
+            through_mount: BTreeSet::new(),
             full_scan: true,
             echoes: EchoFilter::default(),
             problem: None,
@@ -96,25 +99,37 @@ impl MountRuntime {
         }
     }
 
-    pub fn note_changes(&mut self, paths: impl IntoIterator<Item = PathBuf>) {
+    /// Changes users made through the mount.
+    pub fn note_changes(&mut self, paths: Vec<PathBuf>) {
+        self.through_mount.extend(paths.iter().cloned());
         self.pending.extend(paths);
     }
 
-    /// Changes seen by the watcher: the engine's own writes are dropped; direct edits also
-    /// refresh the mount's kernel caches.
+    /// Changes seen by the watcher, minus the engine's own writes.
     pub fn note_watched(&mut self, paths: Vec<PathBuf>, now: Instant) -> bool {
-        let fresh: Vec<PathBuf> = paths
-            .into_iter()
-            .filter(|p| !self.echoes.is_echo(&self.backing, p, now))
-            .collect();
-        if fresh.is_empty() {
-            return false;
+        let before = self.pending.len();
+        for path in paths {
+            if !self.echoes.is_echo(&self.backing, &path, now) {
+                self.pending.insert(path);
+            }
         }
+        self.pending.len() > before
+    }
+
+    /// Paths changed directly in the backing directory (not through the mount) leave the
+    /// kernel's caches of the mount stale: drop them.
+    fn invalidate_direct_edits(&mut self) {
         if let Some(mount) = &self.mount {
-            mount.invalidate(&fresh);
+            let direct: Vec<PathBuf> = self
+                .pending
+                .difference(&self.through_mount)
+                .cloned()
+                .collect();
+            if !direct.is_empty() {
+                mount.invalidate(&direct);
+            }
         }
-        self.pending.extend(fresh);
-        true
+        self.through_mount.clear();
     }
 
     pub fn request_full_scan(&mut self) {
@@ -127,10 +142,8 @@ impl MountRuntime {
 
     /// Takes what the next snapshot must look at. `tracked_under` lists the files a
     /// directory held, so that a removed or renamed directory's files are seen as gone.
-    pub fn take_scan(
-        &mut self,
-        tracked_under: impl Fn(&[PathBuf]) -> Vec<PathBuf>,
-    ) -> Option<(Scan, Vec<PathBuf>)> {
+    pub fn take_scan(&mut self, filter: &mut dyn ScanFilter) -> Option<(Scan, Vec<PathBuf>)> {
+        self.invalidate_direct_edits();
         if std::mem::take(&mut self.full_scan) {
             self.pending.clear();
             return Some((Scan::Full, Vec::new()));
@@ -139,7 +152,10 @@ impl MountRuntime {
             return None;
         }
         let pending: Vec<PathBuf> = std::mem::take(&mut self.pending).into_iter().collect();
-        let files = expand(&self.backing, &pending, tracked_under);
+        let files = expand(&self.backing, &pending, filter);
+        if files.is_empty() {
+            return None;
+        }
         Some((Scan::Paths(files), pending))
     }
 
@@ -200,35 +216,55 @@ fn mount_unmount(mount: Mount) -> Result<(), Unmounted> {
     mount.unmount().map_err(|e| Unmounted(e.to_string()))
 }
 
+/// What the engine knows about a workspace's paths when it plans a snapshot.
+pub trait ScanFilter {
+    /// Files the workspace tracks under each of `dirs`.
+    fn tracked_under(&mut self, dirs: &[PathBuf]) -> Vec<PathBuf>;
+    /// Whether a path (a directory when `is_dir`) is ignored and tracks nothing: a
+    /// snapshot would skip it anyway.
+    fn skips(&mut self, path: &Path, is_dir: bool) -> bool;
+}
+
 /// The files a snapshot must look at for a set of changed paths: each path itself, every
 /// file under a path that is a directory now, and every file the workspace tracked under a
-/// path that is no longer a regular file (a removed or renamed directory).
-fn expand(
-    backing: &Path,
-    paths: &[PathBuf],
-    tracked_under: impl Fn(&[PathBuf]) -> Vec<PathBuf>,
-) -> Vec<PathBuf> {
+/// path that is no longer a regular file (a removed or renamed directory). Ignored paths
+/// that track nothing are left out, directories included, so a build directory costs nothing.
+fn expand(backing: &Path, paths: &[PathBuf], filter: &mut dyn ScanFilter) -> Vec<PathBuf> {
     let mut files = BTreeSet::new();
     let mut gone_dirs = Vec::new();
     for path in paths {
-        files.insert(path.clone());
         let full = backing.join(path);
         match std::fs::symlink_metadata(&full) {
             Ok(meta) if meta.is_dir() => {
-                walk_files(backing, &full, &mut files);
+                if !filter.skips(path, true) {
+                    files.insert(path.clone());
+                    walk_files(backing, &full, &mut files, filter);
+                    gone_dirs.push(path.clone());
+                }
+            }
+            Ok(_) => {
+                if !filter.skips(path, false) {
+                    files.insert(path.clone());
+                }
+            }
+            Err(_) => {
+                files.insert(path.clone());
                 gone_dirs.push(path.clone());
             }
-            Ok(_) => {}
-            Err(_) => gone_dirs.push(path.clone()),
         }
     }
     if !gone_dirs.is_empty() {
-        files.extend(tracked_under(&gone_dirs));
+        files.extend(filter.tracked_under(&gone_dirs));
     }
     files.into_iter().collect()
 }
 
-fn walk_files(backing: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
+fn walk_files(
+    backing: &Path,
+    dir: &Path,
+    out: &mut BTreeSet<PathBuf>,
+    filter: &mut dyn ScanFilter,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -237,12 +273,16 @@ fn walk_files(backing: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
         let Ok(file_type) = entry.file_type() else {
             continue;
         };
+        let Ok(rel) = path.strip_prefix(backing) else {
+            continue;
+        };
         if file_type.is_dir() {
-            if entry.file_name() == ".jj" || entry.file_name() == ".git" {
+            if entry.file_name() == ".jj" || entry.file_name() == ".git" || filter.skips(rel, true)
+            {
                 continue;
             }
-            walk_files(backing, &path, out);
-        } else if let Ok(rel) = path.strip_prefix(backing) {
+            walk_files(backing, &path, out, filter);
+        } else if !filter.skips(rel, false) {
             out.insert(rel.to_owned());
         }
     }
@@ -252,26 +292,31 @@ fn walk_files(backing: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
 mod tests {
     use super::*;
 
+    struct Fake;
+
+    impl ScanFilter for Fake {
+        fn tracked_under(&mut self, dirs: &[PathBuf]) -> Vec<PathBuf> {
+            assert!(dirs.contains(&PathBuf::from("old")));
+            vec![PathBuf::from("old/x"), PathBuf::from("old/y/z")]
+        }
+
+        fn skips(&mut self, path: &Path, _is_dir: bool) -> bool {
+            path.starts_with("new/build") || path.ends_with("x.swp")
+        }
+    }
+
     #[test]
     fn expand_lists_files_of_new_and_removed_directories() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("new/sub")).unwrap();
+        std::fs::create_dir_all(dir.path().join("new/build")).unwrap();
         std::fs::write(dir.path().join("new/sub/a"), "a").unwrap();
         std::fs::write(dir.path().join("new/b"), "b").unwrap();
+        std::fs::write(dir.path().join("new/build/out"), "o").unwrap();
         std::fs::write(dir.path().join("plain"), "p").unwrap();
-        let tracked = |dirs: &[PathBuf]| {
-            assert!(dirs.contains(&PathBuf::from("old")));
-            vec![PathBuf::from("old/x"), PathBuf::from("old/y/z")]
-        };
-        let files = expand(
-            dir.path(),
-            &[
-                PathBuf::from("new"),
-                PathBuf::from("old"),
-                PathBuf::from("plain"),
-            ],
-            tracked,
-        );
+        std::fs::write(dir.path().join("x.swp"), "s").unwrap();
+        let paths = ["new", "old", "plain", "x.swp"].map(PathBuf::from);
+        let files = expand(dir.path(), &paths, &mut Fake);
         let files: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
         for expected in ["new/sub/a", "new/b", "old/x", "old/y/z", "plain"] {
             assert!(
@@ -279,5 +324,11 @@ mod tests {
                 "{expected} missing from {files:?}"
             );
         }
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.contains("build") || f.ends_with("swp")),
+            "{files:?}"
+        );
     }
 }
