@@ -73,7 +73,7 @@ fn a_killed_daemons_stale_lock_is_taken_over() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    wait_for("the killed daemon to exit", || env.daemon_pid().is_none());
+    wait_for("the killed daemon to die", || !process_alive(first));
     // The lock file and socket are still there, with the dead pid.
     assert!(env.home().join("daemon.lock").exists());
     assert!(env.home().join("daemon.sock").exists());

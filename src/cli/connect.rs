@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 
 use crate::daemon::launch;
+use crate::daemon::lock::{DaemonLock, process_alive};
 use crate::paths::Paths;
 use crate::rpc::Client;
 use crate::rpc::client::ClientError;
@@ -33,6 +34,12 @@ pub fn connect() -> anyhow::Result<Client> {
 /// Connects if a daemon answers; None when nothing listens (or only a dying daemon's socket
 /// is left).
 pub fn try_connect(paths: &Paths) -> anyhow::Result<Option<Client>> {
+    // A daemon that was killed can leave its socket accepting connections nobody answers.
+    if let Some(pid) = DaemonLock::holder(&paths.lock())
+        && !process_alive(pid)
+    {
+        return Ok(None);
+    }
     match Client::connect(&paths.socket()) {
         Ok(mut client) => match client.handshake() {
             Ok(_) => Ok(Some(client)),

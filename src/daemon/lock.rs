@@ -26,8 +26,10 @@ pub enum LockError {
 }
 
 impl DaemonLock {
-    /// Takes the lock and writes our pid, or says who holds it.
-    pub fn acquire(path: &Path) -> Result<Self, LockError> {
+    /// Takes the lock and writes our pid, or says who holds it. When the holder has already
+    /// died but not yet let go, `free_dying` is called once to help it on its way.
+    pub fn acquire(path: &Path, free_dying: impl FnOnce()) -> Result<Self, LockError> {
+        let mut free_dying = Some(free_dying);
         let io = |source| LockError::Io {
             path: path.to_owned(),
             source,
@@ -52,6 +54,9 @@ impl DaemonLock {
                             pid,
                             home: path.parent().unwrap_or(path).to_owned(),
                         });
+                    }
+                    if let Some(free) = free_dying.take() {
+                        free();
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
@@ -110,16 +115,16 @@ mod tests {
     fn second_holder_is_refused_and_names_the_first() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("daemon.lock");
-        let first = DaemonLock::acquire(&path).unwrap();
+        let first = DaemonLock::acquire(&path, || {}).unwrap();
         // flock locks belong to the open file description, so a second open conflicts even
         // within one process.
-        match DaemonLock::acquire(&path) {
+        match DaemonLock::acquire(&path, || {}) {
             Err(LockError::Held { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
             other => panic!("expected Held, got {other:?}"),
         }
         assert_eq!(DaemonLock::holder(&path), Some(std::process::id()));
         drop(first);
         assert_eq!(DaemonLock::holder(&path), None);
-        DaemonLock::acquire(&path).unwrap();
+        DaemonLock::acquire(&path, || {}).unwrap();
     }
 }

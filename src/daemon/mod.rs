@@ -7,6 +7,7 @@ pub mod lock;
 pub mod logging;
 pub mod server;
 pub mod state;
+pub mod watchdog;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub struct Args {
     /// it, jjfsd starts itself in the background and returns once it is ready.
     #[arg(long)]
     pub foreground: bool,
+    /// Internal: watch daemon PID and abort its mounts if it dies (see `watchdog`).
+    #[arg(long, value_name = "PID", hide = true)]
+    pub watchdog: Option<u32>,
 }
 
 /// Entry point of the `jjfsd` binary.
@@ -36,7 +40,10 @@ pub fn main() -> ExitCode {
     let result = Paths::from_env()
         .context("cannot find the state directory")
         .and_then(|paths| {
-            if args.foreground {
+            if let Some(pid) = args.watchdog {
+                watchdog::run(pid, &paths);
+                Ok(())
+            } else if args.foreground {
                 run(paths)
             } else {
                 let pid = launch::start_detached(&launch::daemon_binary(), &paths)?;
@@ -59,10 +66,16 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
     paths
         .ensure_home()
         .with_context(|| format!("cannot create {}", paths.home().display()))?;
-    let lock = DaemonLock::acquire(&paths.lock())?;
+    // A killed daemon may be stuck on its own mounts until they are aborted.
+    let lock = DaemonLock::acquire(&paths.lock(), || {
+        crate::mount::abort_stale_mounts(&paths.repos())
+    })?;
     logging::init(&paths.log())
         .with_context(|| format!("cannot open {}", paths.log().display()))?;
     let config = Config::load(&paths.config())?;
+    let watchdog = watchdog::Watchdog::start(&paths)
+        .map_err(|e| tracing::warn!("cannot start the watchdog: {e}"))
+        .ok();
     let identity = repo::Identity::from_env();
     let settings = repo::user_settings(&identity)?;
     raise_fd_limit();
@@ -95,6 +108,9 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     let _ = std::fs::remove_file(paths.socket());
+    if let Some(watchdog) = watchdog {
+        watchdog.goodbye();
+    }
     tracing::info!("jjfsd stopped");
     drop(lock);
     Ok(())

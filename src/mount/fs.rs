@@ -24,6 +24,7 @@ use fuser::{
 use super::ChangeSink;
 use super::inodes::{Inode, InodeTable, ROOT};
 use super::sys::{self, Credentials, DirStream};
+use super::update::{Name, OwnView, Updates};
 
 /// The name hidden at the root of every mount.
 pub const HIDDEN: &str = ".jj";
@@ -64,6 +65,8 @@ struct OpenFile {
     writable: bool,
     /// Opened by the daemon's own sync, not by a user.
     own: bool,
+    /// The sync's new file for this name, not yet in place.
+    temp: Option<Name>,
     _backing: Option<Arc<BackingId>>,
 }
 
@@ -78,6 +81,8 @@ pub struct Shared {
     /// Counts user changes; each changed inode remembers the count of its last change.
     pub changes: AtomicU64,
     pub sink: Arc<dyn ChangeSink>,
+    /// The sync engine's writes into this mount.
+    pub updates: Updates,
 }
 
 impl Shared {
@@ -103,8 +108,14 @@ impl Shared {
     }
 
     fn bump(&self, inode: &Inode) {
-        let n = self.changes.fetch_add(1, Ordering::Relaxed) + 1;
-        inode.user_changed_at.store(n, Ordering::Relaxed);
+        inode
+            .user_changed_at
+            .store(self.next_change(), Ordering::Relaxed);
+    }
+
+    fn next_change(&self) -> u64 {
+        // SeqCst: a sync that reads the count must then find the change's report sent.
+        self.changes.fetch_add(1, Ordering::SeqCst) + 1
     }
 }
 
@@ -156,10 +167,9 @@ impl PassthroughFs {
         parent.0 == ROOT && name.as_bytes() == HIDDEN.as_bytes()
     }
 
-    /// Whether the request comes from one of this process's own threads (the sync engine).
-    fn is_own(req: &Request) -> bool {
-        let tid = req.pid();
-        tid != 0 && Path::new(&format!("/proc/self/task/{tid}")).exists()
+    /// Whether the request comes from the sync engine writing into this mount.
+    fn is_own(&self, req: &Request) -> bool {
+        self.shared.updates.is_own(req.pid())
     }
 
     fn attr(&self, st: &libc::stat) -> FileAttr {
@@ -192,13 +202,17 @@ impl PassthroughFs {
     /// Looks `name` up in `parent` and records the lookup the reply hands to the kernel.
     fn lookup_entry(&self, parent: &Inode, name: &OsStr) -> Result<(Arc<Inode>, FileAttr)> {
         let cname = sys::cname(name).map_err(errno)?;
+        self.lookup_in(parent.fd(), &cname)
+    }
+
+    fn lookup_in(&self, parent: BorrowedFd<'_>, cname: &CString) -> Result<(Arc<Inode>, FileAttr)> {
         // A known inode needs no new handle: while its handle is held, no other object can
         // have its inode number, so the stat identifies it.
-        let st = sys::statat(parent.fd(), &cname).map_err(errno)?;
+        let st = sys::statat(parent, cname).map_err(errno)?;
         if let Some(inode) = self.shared.inodes.remember_known(&st) {
             return Ok((inode, self.attr(&st)));
         }
-        let fd = sys::open_path(parent.fd(), &cname).map_err(errno)?;
+        let fd = sys::open_path(parent, cname).map_err(errno)?;
         let st = sys::fstat(fd.as_fd()).map_err(errno)?;
         let attr = self.attr(&st);
         let inode = self.shared.inodes.remember(fd, &st);
@@ -211,9 +225,13 @@ impl PassthroughFs {
             .map_err(errno)
     }
 
-    /// Reports `name` in `parent` changed by a user (not by the daemon's own sync).
+    // A user's change is reported first and counted second, so that a sync which reads the
+    // count and then drains its reports has seen every change it counts (see `update`).
+
+    /// Reports `names` in `parent` changed by a user (not by the daemon's own sync) and
+    /// counts the change on whatever is at those names now.
     fn report_name(&self, req: &Request, parent: &Inode, names: &[&OsStr]) {
-        if Self::is_own(req) {
+        if self.is_own(req) {
             return;
         }
         let paths = names
@@ -221,16 +239,27 @@ impl PassthroughFs {
             .filter_map(|name| self.shared.rel_path(parent, name))
             .collect();
         self.shared.report(paths);
+        for name in names {
+            if let Ok(cname) = sys::cname(name)
+                && let Ok(st) = sys::statat(parent.fd(), &cname)
+                && let Some(inode) = self
+                    .shared
+                    .inodes
+                    .get(self.shared.inodes.fuse_ino(st.st_ino))
+            {
+                self.shared.bump(&inode);
+            }
+        }
     }
 
     fn report_inode(&self, req: &Request, inode: &Inode) {
-        if Self::is_own(req) {
+        if self.is_own(req) {
             return;
         }
-        self.shared.bump(inode);
         if let Some(path) = self.shared.rel_of_fd(inode.fd().as_raw_fd()) {
             self.shared.report(vec![path]);
         }
+        self.shared.bump(inode);
     }
 
     /// Opens the kernel passthrough for `file`, sharing one backing per inode.
@@ -271,9 +300,10 @@ impl PassthroughFs {
         file: OwnedFd,
         flags: i32,
         backing: Option<Arc<BackingId>>,
+        temp: Option<Name>,
     ) -> u64 {
         let writable = is_writable(flags);
-        let own = Self::is_own(req);
+        let own = self.is_own(req);
         if writable {
             inode.writers.fetch_add(1, Ordering::Relaxed);
             if !own {
@@ -286,6 +316,7 @@ impl PassthroughFs {
             file,
             writable,
             own,
+            temp,
             _backing: backing,
         }))
     }
@@ -306,6 +337,17 @@ impl PassthroughFs {
             mtime,
         } = change;
         let inode = self.inode(ino)?;
+        let own_temp = if self.is_own(req) {
+            let updates = &self.shared.updates;
+            updates.check_not_tripped()?;
+            let temp = self.temp_name_of(&inode);
+            if temp.is_none() {
+                updates.fence_check_inode(&inode)?;
+            }
+            temp
+        } else {
+            None
+        };
         let handle = fh.and_then(|fh| self.handle(fh).ok());
         let open_fd = handle.as_deref().and_then(|h| match h {
             Handle::File(f) => Some(f.file.as_fd()),
@@ -333,6 +375,12 @@ impl PassthroughFs {
                 Some(fd) => sys::futimens(fd, &times).map_err(errno)?,
                 None => sys::utimens_fd(inode.fd(), &times).map_err(errno)?,
             }
+        }
+        if let Some(temp) = own_temp
+            && mode.is_some()
+        {
+            // The sync sets a new file's mode last: it is complete.
+            self.shared.updates.mark_ready(&temp);
         }
         if mode.is_some() || uid.is_some() || gid.is_some() || size.is_some() {
             self.report_inode(req, &inode);
@@ -384,6 +432,11 @@ impl PassthroughFs {
         }
         let dir = self.inode(parent)?;
         let cname = sys::cname(name).map_err(errno)?;
+        if self.is_own(req) {
+            let updates = &self.shared.updates;
+            updates.check_not_tripped()?;
+            updates.undefer(&self.shared.inodes, &dir, name)?;
+        }
         {
             let _creds = Credentials::assume(req.uid(), req.gid());
             make(dir.fd(), &cname).map_err(errno)?;
@@ -507,15 +560,33 @@ impl Filesystem for PassthroughFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         if Self::is_hidden(parent, name) || (parent.0 == ROOT && name == "..") {
             return reply.error(Errno::ENOENT);
         }
-        match self
-            .inode(parent)
-            .and_then(|dir| self.lookup_entry(&dir, name))
-        {
-            Ok((_, attr)) => reply.entry(&TTL, &attr, Generation(0)),
+        let result = self.inode(parent).and_then(|dir| {
+            let updates = &self.shared.updates;
+            if self.is_own(req) {
+                match updates.own_view(parent.0, name) {
+                    OwnView::Temp(temp) => {
+                        let (_, attr) = self.lookup_in(updates.temp_dir(), &temp)?;
+                        return Ok((attr, Duration::ZERO));
+                    }
+                    OwnView::Removed => return Err(Errno::ENOENT),
+                    OwnView::Normal => {}
+                }
+            }
+            let (_, attr) = self.lookup_entry(&dir, name)?;
+            // A name the sync is replacing must be looked up again, not cached.
+            let entry_ttl = if updates.is_in_flux(parent.0, name) {
+                Duration::ZERO
+            } else {
+                TTL
+            };
+            Ok((attr, entry_ttl))
+        });
+        match result {
+            Ok((attr, entry_ttl)) => reply.entry_with_ttls(&TTL, &entry_ttl, &attr, Generation(0)),
             Err(e) => reply.error(e),
         }
     }
@@ -666,9 +737,20 @@ impl Filesystem for PassthroughFs {
                 sys::cname(name).map_err(errno)?,
                 sys::cname(newname).map_err(errno)?,
             );
+            if self.is_own(req) {
+                let updates = &self.shared.updates;
+                updates.check_not_tripped()?;
+                updates.fence_check(&self.shared.inodes, &from, name)?;
+                updates.fence_check(&self.shared.inodes, &to, newname)?;
+                updates.undefer(&self.shared.inodes, &to, newname)?;
+            }
             sys::renameat2(from.fd(), &old, to.fd(), &new, flags.bits()).map_err(errno)?;
             self.report_name(req, &from, &[name]);
             self.report_name(req, &to, &[newname]);
+            if !self.is_own(req) && !flags.contains(RenameFlags::RENAME_EXCHANGE) {
+                let at = self.shared.next_change();
+                self.shared.updates.note_user_removal(from.ino, name, at);
+            }
             Ok(())
         })();
         match result {
@@ -711,7 +793,7 @@ impl Filesystem for PassthroughFs {
         match result {
             Ok((inode, file)) => {
                 let backing = self.backing_for(&inode, file.as_fd(), |fd| reply.open_backing(fd));
-                let fh = self.new_open_file(req, inode, file, flags.0, backing.clone());
+                let fh = self.new_open_file(req, inode, file, flags.0, backing.clone(), None);
                 match backing {
                     Some(id) => reply.opened_passthrough(FileHandle(fh), OPEN_FLAGS, &id),
                     None => reply.opened(FileHandle(fh), OPEN_FLAGS),
@@ -731,20 +813,35 @@ impl Filesystem for PassthroughFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.do_create(req, parent, name, mode, flags) {
-            Ok((inode, attr, file)) => {
+        let own = self.is_own(req);
+        let created = if own {
+            self.own_create(parent, name, mode, flags)
+                .map(|(i, a, f, t)| (i, a, f, Some(t)))
+        } else {
+            self.do_create(req, parent, name, mode, flags)
+                .map(|(i, a, f)| (i, a, f, None))
+        };
+        match created {
+            Ok((inode, attr, file, temp)) => {
                 let backing = self.backing_for(&inode, file.as_fd(), |fd| reply.open_backing(fd));
-                let fh = self.new_open_file(req, inode, file, flags, backing.clone());
+                let fh = self.new_open_file(req, inode, file, flags, backing.clone(), temp);
+                // The sync's files: the name is not cached (the file goes in place on close,
+                // which its flush tells).
+                let (ttl, open_flags) = if own {
+                    (Duration::ZERO, FopenFlags::empty())
+                } else {
+                    (TTL, OPEN_FLAGS)
+                };
                 match backing {
                     Some(id) => reply.created_passthrough(
-                        &TTL,
+                        &ttl,
                         &attr,
                         Generation(0),
                         FileHandle(fh),
-                        OPEN_FLAGS,
+                        open_flags,
                         &id,
                     ),
-                    None => reply.created(&TTL, &attr, Generation(0), FileHandle(fh), OPEN_FLAGS),
+                    None => reply.created(&ttl, &attr, Generation(0), FileHandle(fh), open_flags),
                 }
             }
             Err(e) => reply.error(e),
@@ -802,17 +899,13 @@ impl Filesystem for PassthroughFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // close() waits for flush (release comes later, asynchronously): reporting here
-        // makes a `jjfs sync` run right after close() see the write.
+        // Only the sync's own new files ask for a flush: close() waits for it, so the file
+        // is in place before the kernel tells watchers it was written.
         if let Ok(handle) = self.handle(fh)
             && let Handle::File(f) = &*handle
-            && f.writable
-            && !f.own
+            && let Some(name) = &f.temp
         {
-            self.shared.bump(&f.inode);
-            if let Some(path) = self.shared.rel_of_fd(f.file.as_raw_fd()) {
-                self.shared.report(vec![path]);
-            }
+            self.shared.updates.closed(&self.shared.inodes, name);
         }
         reply.ok();
     }
@@ -834,11 +927,11 @@ impl Filesystem for PassthroughFs {
         {
             f.inode.writers.fetch_sub(1, Ordering::Relaxed);
             if !f.own {
-                f.inode.user_writers.fetch_sub(1, Ordering::Relaxed);
-                self.shared.bump(&f.inode);
                 if let Some(path) = self.shared.rel_of_fd(f.file.as_raw_fd()) {
                     self.shared.report(vec![path]);
                 }
+                self.shared.bump(&f.inode);
+                f.inode.user_writers.fetch_sub(1, Ordering::Relaxed);
             }
         }
         reply.ok();
@@ -1171,15 +1264,18 @@ impl PassthroughFs {
         }
         let result = (|| {
             let dir = self.inode(parent)?;
+            if self.is_own(req) {
+                return self.own_remove(&dir, name, rmdir);
+            }
             let cname = sys::cname(name).map_err(errno)?;
             // The path must be resolved before the entry is gone.
-            let path = (!Self::is_own(req))
-                .then(|| self.shared.rel_path(&dir, name))
-                .flatten();
+            let path = self.shared.rel_path(&dir, name);
             sys::unlinkat(dir.fd(), &cname, rmdir).map_err(errno)?;
             if let Some(path) = path {
                 self.shared.report(vec![path]);
             }
+            let at = self.shared.next_change();
+            self.shared.updates.note_user_removal(dir.ino, name, at);
             Ok(())
         })();
         match result {
@@ -1203,6 +1299,68 @@ impl PassthroughFs {
         } else {
             Err(Errno::EOPNOTSUPP)
         }
+    }
+}
+
+/// The sync engine's requests (see `update`).
+impl PassthroughFs {
+    /// The sync's new file: created under a temporary name, put in place when closed. A
+    /// name that exists (and is not being replaced) is refused as the kernel would.
+    fn own_create(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+    ) -> Result<(Arc<Inode>, FileAttr, OwnedFd, Name)> {
+        let updates = &self.shared.updates;
+        updates.check_not_tripped()?;
+        if Self::is_hidden(parent, name) {
+            return Err(Errno::EPERM);
+        }
+        let dir = self.inode(parent)?;
+        let cname = sys::cname(name).map_err(errno)?;
+        let replacing = matches!(updates.own_view(parent.0, name), OwnView::Removed);
+        if !replacing && sys::statat(dir.fd(), &cname).is_ok() {
+            // Something is there: if a user put it there since the fence, stop.
+            updates.fence_check(&self.shared.inodes, &dir, name)?;
+            return Err(Errno::EEXIST);
+        }
+        let key: Name = (parent.0, name.to_owned());
+        if let Some(old) = updates.temp_of(&key) {
+            let _ = sys::unlinkat(updates.temp_dir(), &old, false);
+            updates.discard(&key);
+        }
+        let (file, temp) = updates.create_temp(parent.0, name, flags, mode)?;
+        let (inode, attr) = self.lookup_in(updates.temp_dir(), &temp)?;
+        Ok((inode, attr, file, key))
+    }
+
+    /// The sync removes `name`: a file it is about to replace stays until its replacement
+    /// is in place; anything a user changed since the fence is refused.
+    fn own_remove(&self, dir: &Inode, name: &OsStr, rmdir: bool) -> Result<()> {
+        let updates = &self.shared.updates;
+        updates.check_not_tripped()?;
+        if !rmdir && updates.discard(&(dir.ino, name.to_owned())) {
+            return Ok(());
+        }
+        updates.fence_check(&self.shared.inodes, dir, name)?;
+        if !rmdir && updates.defers_unlink(self.shared.rel_path(dir, name).as_deref()) {
+            updates.defer_unlink(dir.ino, name);
+            return Ok(());
+        }
+        let cname = sys::cname(name).map_err(errno)?;
+        sys::unlinkat(dir.fd(), &cname, rmdir).map_err(errno)
+    }
+
+    /// The temporary name of an inode that is one of the sync's new files.
+    fn temp_name_of(&self, inode: &Inode) -> Option<CString> {
+        let path = sys::fd_path(inode.fd().as_raw_fd()).ok()?;
+        let dir = self.shared.root.join(".jj").join(super::update::TEMP_DIR);
+        if path.parent() != Some(dir.as_path()) {
+            return None;
+        }
+        CString::new(path.file_name()?.as_bytes()).ok()
     }
 }
 

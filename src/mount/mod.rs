@@ -9,6 +9,7 @@
 mod fs;
 mod inodes;
 mod sys;
+mod update;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -66,6 +67,33 @@ pub enum MountError {
     Backing { path: PathBuf, source: io::Error },
 }
 
+/// The sync engine's side of a mount: it reads the count of users' changes when it plans
+/// an update (the fence), then writes through the mount between `begin` and `end` on one
+/// thread; files users changed after the fence are never overwritten.
+#[derive(Clone)]
+pub struct Updater {
+    shared: Arc<fs::Shared>,
+}
+
+impl Updater {
+    /// The count of users' changes so far. A user's change is reported to the sink before
+    /// it is counted, so every change up to this count has been sent.
+    pub fn change_count(&self) -> u64 {
+        self.shared.changes.load(Ordering::SeqCst)
+    }
+
+    /// Starts an update from the calling thread; `replaced` are the workspace-relative
+    /// paths whose files it replaces (swapped whole).
+    pub fn begin(&self, fence: u64, replaced: std::collections::HashSet<PathBuf>) {
+        self.shared.updates.begin(fence, replaced);
+    }
+
+    /// Ends the update begun on this thread; Err says which user change stopped it.
+    pub fn end(&self) -> Result<(), String> {
+        self.shared.updates.end(&self.shared.inodes)
+    }
+}
+
 /// One live FUSE session.
 pub struct Mount {
     mountpoint: PathBuf,
@@ -91,12 +119,14 @@ impl Mount {
         let root_fd = std::fs::File::open(&root).map_err(backing_err)?;
         let root_fd = sys::reopen_path(root_fd.as_fd()).map_err(backing_err)?;
         let root_ino = sys::fstat(root_fd.as_fd()).map_err(backing_err)?.st_ino;
+        let updates = update::Updates::new(&root).map_err(backing_err)?;
         let shared = Arc::new(fs::Shared {
             inodes: inodes::InodeTable::new(root_fd, root_ino),
             root: root.clone(),
             passthrough: AtomicBool::new(false),
             changes: AtomicU64::new(0),
             sink,
+            updates,
         });
         let filesystem = fs::PassthroughFs::new(shared.clone(), options.passthrough);
         let mut config = Config::default();
@@ -148,6 +178,13 @@ impl Mount {
     /// "passthrough" when the kernel moves file data itself, else "userspace".
     pub fn io_mode(&self) -> &'static str {
         shared_io_mode(&self.shared)
+    }
+
+    /// A handle through which the sync engine writes into this mount (see `update`).
+    pub fn updater(&self) -> Updater {
+        Updater {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Workspace-relative paths of files that users hold open for writing.
@@ -395,10 +432,35 @@ pub fn clean_stale(path: &Path, backing: &Path) -> bool {
         .iter()
         .any(|m| m.mount_point == path && m.fs_type.starts_with("fuse") && m.source == source);
     if stale {
-        let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+        force_unmount(path);
         tracing::info!(mount = %path.display(), "cleaned up a stale mount");
     }
     stale
+}
+
+/// Aborts every jjfs mount whose backing workspace is under `home` (the mounts of a daemon
+/// that was killed). A killed daemon whose own thread was waiting on its mount cannot exit
+/// until its FUSE connection is aborted: this frees it.
+pub fn abort_stale_mounts(home: &Path) {
+    let prefix = format!(
+        "jjfs:{}",
+        home.canonicalize()
+            .unwrap_or_else(|_| home.to_owned())
+            .display()
+    );
+    for m in mount_table() {
+        if m.fs_type.starts_with("fuse") && m.source.starts_with(&prefix) {
+            force_unmount(&m.mount_point);
+            tracing::info!(mount = %m.mount_point.display(), "aborted the mount of a killed daemon");
+        }
+    }
+}
+
+/// A forced unmount aborts the FUSE connection (releasing anything waiting on it); the lazy
+/// one then detaches the mount point even while it is busy.
+fn force_unmount(path: &Path) {
+    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_FORCE);
+    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
 }
 
 #[cfg(test)]

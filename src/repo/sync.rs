@@ -38,8 +38,18 @@ use super::{RepoError, block_on};
 /// Trailer of the commits that hold paths a user has open for writing.
 const HELD_TRAILER: &str = "Jjfs-Held:";
 
+/// The files of a workspace as the sync writes them: a mount uses this to swap files whole
+/// and to refuse overwriting what a user changed meanwhile (see `mount::update`).
+pub trait FilesGuard: Send + Sync {
+    /// Called on the writing thread before the check-out; `replaced` are the paths whose
+    /// files the check-out replaces.
+    fn begin(&self, replaced: std::collections::HashSet<PathBuf>);
+    /// Called when the check-out is done; Err when a user's change stopped it.
+    fn end(&self) -> Result<(), String>;
+}
+
 /// What to do with one workspace in a sync step.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkspacePlan {
     pub id: Uuid,
     /// The mount path, named in commit messages.
@@ -51,6 +61,8 @@ pub struct WorkspacePlan {
     pub scan: Option<Scan>,
     /// Paths users hold open for writing in this mount: never replaced.
     pub held: Vec<PathBuf>,
+    /// The mount's guard over the sync's writes (None when writing the backing directory).
+    pub guard: Option<Arc<dyn FilesGuard>>,
 }
 
 /// What happened to one workspace.
@@ -77,14 +89,14 @@ pub struct SyncReport {
 }
 
 /// A locked workspace and what its snapshot found.
-struct Prepared {
-    plan: WorkspacePlan,
-    locked: LockedWorkingCopy,
+pub(super) struct Prepared {
+    pub(super) plan: WorkspacePlan,
+    pub(super) locked: LockedWorkingCopy,
     /// Its working-copy commit in the repo's view.
     wc: Commit,
     /// Its files' tree, with edits made while it was stale merged onto `wc`.
     content: MergedTree,
-    sync: WorkspaceSync,
+    pub(super) sync: WorkspaceSync,
 }
 
 impl Repository {
@@ -126,7 +138,7 @@ impl Repository {
         };
         report.commits = commits;
         self.set_current(repo.clone());
-        let results = check_out_all(prepared, targets, &repo);
+        let results = super::checkout::check_out_all(prepared, targets, &repo);
         for (id, result) in results {
             if let Err(RepoError::Busy(_)) = &result {
                 report.retry = true;
@@ -498,59 +510,4 @@ fn skipped_paths(stats: &SnapshotStats) -> Vec<(String, String)> {
         skipped.push((path, "the name is not valid UTF-8".to_owned()));
     }
     skipped
-}
-
-/// Writes each workspace's target into its files, in parallel (the workspaces are
-/// independent: separate locks, states and mounts), then records the operation.
-fn check_out_all(
-    prepared: Vec<Prepared>,
-    targets: Vec<Commit>,
-    repo: &Arc<ReadonlyRepo>,
-) -> Vec<(Uuid, Result<WorkspaceSync, RepoError>)> {
-    let op_id = repo.op_id().clone();
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 4);
-    let jobs: Vec<(Prepared, Commit)> = prepared.into_iter().zip(targets).collect();
-    let queue = std::sync::Mutex::new(jobs);
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                    let Some((mut p, target)) = job else { break };
-                    let id = p.plan.id;
-                    let result = (|| {
-                        p.sync.written = changed_paths(p.locked.tree(), &target.tree())?;
-                        let stats = p.locked.check_out(&p.plan.files_root, &target.tree())?;
-                        p.locked.finish(&op_id)?;
-                        p.sync.checkout = Some(stats);
-                        Ok(std::mem::take(&mut p.sync))
-                    })();
-                    results
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((id, result));
-                }
-            });
-        }
-    });
-    results.into_inner().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The paths whose content differs between two trees.
-fn changed_paths(old: &MergedTree, new: &MergedTree) -> Result<Vec<PathBuf>, RepoError> {
-    use futures::StreamExt as _;
-    if old.tree_ids_and_labels() == new.tree_ids_and_labels() {
-        return Ok(Vec::new());
-    }
-    let entries: Vec<_> = block_on(
-        old.diff_stream(new, &jj_lib::matchers::EverythingMatcher)
-            .collect(),
-    );
-    Ok(entries
-        .into_iter()
-        .map(|entry| PathBuf::from(entry.path.as_internal_file_string()))
-        .collect())
 }

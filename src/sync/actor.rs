@@ -2,8 +2,9 @@
 //! sync step whenever changes have settled (see `debounce`), on `jjfs sync`, and every
 //! `rescan_interval` as a safety net.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -12,15 +13,20 @@ use uuid::Uuid;
 
 use super::Event;
 use super::debounce::{Debounce, QUIET};
-use super::mounts::{MountRuntime, ScanFilter};
+use super::mounts::{MountGuard, MountRuntime, Planned, ScanFilter};
 use super::status::SharedStatus;
 use crate::config::{MountConfig, RepoConfig};
-use crate::mount;
+use crate::mount::{self, Updater};
 use crate::repo::ignores::IgnoreRules;
 use crate::repo::repository::Repository;
+use crate::repo::sync::FilesGuard;
 use crate::repo::sync::{SyncReport, WorkspacePlan};
+use crate::repo::working_copy::Scan;
 use crate::repo::{Identity, RepoError, user_settings};
 use crate::watch::Watcher;
+
+/// Consecutive failed steps after which a mount counts as unhealthy.
+const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 
 /// How often a `jjfs sync` retries a step that a user's concurrent write interrupted.
 const BARRIER_RETRIES: usize = 20;
@@ -39,6 +45,8 @@ pub struct Actor {
     retry: bool,
     /// Watches the repo's operation heads for operations made outside the daemon.
     _operations: Option<Watcher>,
+    /// Commands that arrived while a step drained change reports; they run next.
+    stashed: VecDeque<Event>,
 }
 
 impl Actor {
@@ -72,6 +80,7 @@ impl Actor {
             next_rescan,
             retry: false,
             _operations: operations,
+            stashed: VecDeque::new(),
         })
     }
 
@@ -87,7 +96,11 @@ impl Actor {
         self.publish();
         loop {
             let deadline = self.next_deadline();
-            match self.rx.recv_deadline(deadline) {
+            let next = match self.stashed.pop_front() {
+                Some(event) => Ok(event),
+                None => self.rx.recv_deadline(deadline),
+            };
+            match next {
                 Ok(event) => {
                     if !self.handle(event) {
                         break;
@@ -287,8 +300,16 @@ impl Actor {
 
     /// One sync step over every workspace that can be reached.
     fn step(&mut self) {
-        self.debounce.clear();
         self.retry = false;
+        // Fences first, then every change report sent before them: the step sees each change
+        // a fence counts, and guards against the rest.
+        let fences: BTreeMap<Uuid, (Updater, u64)> = self
+            .mounts
+            .values()
+            .filter_map(|m| m.fence().map(|f| (m.id, f)))
+            .collect();
+        self.drain_changes();
+        self.debounce.clear();
         let mut taken = Vec::new();
         let mut plans = Vec::new();
         for m in self.mounts.values_mut() {
@@ -300,17 +321,25 @@ impl Actor {
                 id: m.id,
                 rules: self.repo.ignore_rules(&m.backing),
             };
-            let scan = m.take_scan(&mut filter);
-            if let Some((scan, pending)) = &scan {
-                taken.push((m.id, scan.clone(), pending.clone()));
+            let held = m.held();
+            let planned = m.take_scan(&mut filter, &held);
+            let scan = planned.as_ref().map(|p| p.scan.clone());
+            if let Some(planned) = planned {
+                taken.push((m.id, planned));
             }
             plans.push(WorkspacePlan {
                 id: m.id,
                 label: m.path.display().to_string(),
                 backing: m.backing.clone(),
                 files_root: m.files_root().to_owned(),
-                scan: scan.map(|(scan, _)| scan),
-                held: m.held(),
+                scan,
+                held,
+                guard: fences.get(&m.id).map(|(updater, fence)| {
+                    Arc::new(MountGuard {
+                        updater: updater.clone(),
+                        fence: *fence,
+                    }) as Arc<dyn FilesGuard>
+                }),
             });
         }
         if plans.is_empty() {
@@ -321,52 +350,73 @@ impl Actor {
         self.apply(report, taken, started);
     }
 
+    /// Takes in the change reports already sent; commands wait for the step to end.
+    fn drain_changes(&mut self) {
+        while let Ok(event) = self.rx.try_recv() {
+            match event {
+                Event::Mount { .. }
+                | Event::Watch { .. }
+                | Event::Overflow { .. }
+                | Event::Operations => {
+                    self.handle(event);
+                }
+                command => self.stashed.push_back(command),
+            }
+        }
+    }
+
     /// Takes a step's results into the mounts' state.
-    fn apply(
-        &mut self,
-        report: SyncReport,
-        taken: Vec<(Uuid, crate::repo::working_copy::Scan, Vec<PathBuf>)>,
-        started: Instant,
-    ) {
+    fn apply(&mut self, report: SyncReport, taken: Vec<(Uuid, Planned)>, started: Instant) {
         let now = Instant::now();
-        let mut skipped = Vec::new();
         for (id, result) in report.workspaces {
             let Some(m) = self.mounts.get_mut(&id) else {
                 continue;
             };
-            let scan = taken.iter().find(|(tid, _, _)| *tid == id);
+            let planned = taken.iter().find(|(tid, _)| *tid == id).map(|(_, p)| p);
             match result {
                 Ok(sync) => {
                     m.problem = None;
+                    m.failures = 0;
                     m.last_sync = Some(Utc::now());
-                    for path in sync.written.iter() {
+                    // What the step wrote or read now shows up in watcher events: echoes.
+                    for path in &sync.written {
                         m.echoes.remember(&m.backing, path, now);
                     }
-                    if let Some((_, crate::repo::working_copy::Scan::Paths(files), _)) = scan {
+                    if let Some(planned) = planned.filter(|p| !p.full)
+                        && let Scan::Paths(files) = &planned.scan
+                    {
                         for path in files {
                             m.echoes.remember(&m.backing, path, now);
                         }
                     }
                     m.echoes.expire(now);
                     for (path, reason) in sync.skipped {
-                        tracing::warn!(repo = %self.name, mount = %m.path.display(), "not synced: {path}: {reason}");
-                        skipped.push((path, reason));
+                        m.skip(PathBuf::from(path), reason);
                     }
                 }
                 Err(RepoError::Busy(what)) => {
-                    tracing::debug!(repo = %self.name, "update deferred: {what}");
-                    if let Some((_, scan, pending)) = scan {
-                        m.restore_scan(scan, pending.clone());
+                    // A user changed a file the step was about to replace: nothing of theirs
+                    // was touched; the next step snapshots it and merges.
+                    tracing::debug!(repo = %self.name, mount = %m.path.display(), "update deferred: {what}");
+                    if let Some(planned) = planned {
+                        m.restore_scan(planned);
                     }
-                    m.request_full_scan();
                     self.retry = true;
                 }
                 Err(err) => {
-                    tracing::error!(repo = %self.name, mount = %m.path.display(), "sync failed: {err}");
-                    if let Some((_, scan, pending)) = scan {
-                        m.restore_scan(scan, pending.clone());
+                    if let Some(planned) = planned {
+                        m.restore_scan(planned);
                     }
-                    m.problem = Some(format!("sync failed: {err} (details in sync.log)"));
+                    m.failures += 1;
+                    // A file vanishing mid-snapshot fails a step; only a failure that keeps
+                    // coming back makes the mount unhealthy.
+                    if m.failures >= FAILURES_BEFORE_UNHEALTHY {
+                        tracing::error!(repo = %self.name, mount = %m.path.display(), "sync failed: {err}");
+                        m.problem = Some(format!("sync failed: {err} (details in sync.log)"));
+                    } else {
+                        tracing::warn!(repo = %self.name, mount = %m.path.display(), "sync failed, retrying: {err}");
+                        self.retry = true;
+                    }
                 }
             }
         }
@@ -378,13 +428,9 @@ impl Actor {
             );
             tracing::info!(repo = %self.name, "{line}");
             self.record(line);
-        }
-        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        if report.commits > 0 || status.last_sync.is_none() {
+            let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
             status.last_sync = Some(Utc::now());
         }
-        status.skipped = skipped;
-        drop(status);
         self.publish();
     }
 
@@ -401,6 +447,16 @@ impl Actor {
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         status.mounts = self.mounts.values().map(MountRuntime::status).collect();
         status.conflicts = conflicts;
+        let mut skipped: BTreeMap<String, String> = BTreeMap::new();
+        for m in self.mounts.values() {
+            for (path, why) in m.skipped() {
+                let path = path.to_string_lossy().into_owned();
+                skipped
+                    .entry(path)
+                    .or_insert_with(|| format!("{why} (in {})", m.path.display()));
+            }
+        }
+        status.skipped = skipped.into_iter().collect();
     }
 
     fn shutdown(&mut self) {

@@ -1,7 +1,7 @@
 //! One mount as its repo's actor holds it: the FUSE session, the watcher on its backing
 //! workspace, the paths changed since its last snapshot, and its health.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -12,7 +12,8 @@ use uuid::Uuid;
 use super::Event;
 use super::echo::EchoFilter;
 use super::status::MountStatus;
-use crate::mount::{ChangeSink, Mount, MountOptions};
+use crate::mount::{ChangeSink, Mount, MountOptions, Updater};
+use crate::repo::sync::FilesGuard;
 use crate::repo::working_copy::Scan;
 use crate::watch::{WatchEvent, Watcher};
 
@@ -43,8 +44,12 @@ pub struct MountRuntime {
     /// Everything must be rescanned (start, watcher overflow, periodic safety net).
     full_scan: bool,
     pub echoes: EchoFilter,
+    /// Paths that cannot be synced (special or unreadable files), with why.
+    skipped: BTreeMap<PathBuf, String>,
     /// None when healthy, else what is wrong and how to fix it.
     pub problem: Option<String>,
+    /// Consecutive failed sync steps.
+    pub failures: u32,
     pub last_sync: Option<DateTime<Utc>>,
 }
 
@@ -61,7 +66,9 @@ impl MountRuntime {
             through_mount: BTreeSet::new(),
             full_scan: true,
             echoes: EchoFilter::default(),
+            skipped: BTreeMap::new(),
             problem: None,
+            failures: 0,
             last_sync: None,
         }
     }
@@ -140,31 +147,65 @@ impl MountRuntime {
         self.full_scan || !self.pending.is_empty()
     }
 
-    /// Takes what the next snapshot must look at. `tracked_under` lists the files a
-    /// directory held, so that a removed or renamed directory's files are seen as gone.
-    pub fn take_scan(&mut self, filter: &mut dyn ScanFilter) -> Option<(Scan, Vec<PathBuf>)> {
+    /// Takes what the next snapshot must look at: the changed paths, or everything after a
+    /// rescan request. Files users hold open for writing (`held`) wait for their release
+    /// unless everything is rescanned: a half-written file is not worth a commit. Paths that
+    /// cannot be synced (special files, unreadable files) are left out and remembered in
+    /// `skipped`.
+    pub fn take_scan(&mut self, filter: &mut dyn ScanFilter, held: &[PathBuf]) -> Option<Planned> {
         self.invalidate_direct_edits();
         if std::mem::take(&mut self.full_scan) {
             self.pending.clear();
-            return Some((Scan::Full, Vec::new()));
+            let mut found = Found::default();
+            walk_files(&self.backing, &self.backing, &mut found, filter);
+            found.files.extend(filter.tracked_under(&[PathBuf::new()]));
+            self.skipped = found.skipped;
+            return Some(Planned {
+                scan: Scan::Paths(found.files.into_iter().collect()),
+                pending: Vec::new(),
+                full: true,
+            });
         }
         if self.pending.is_empty() {
             return None;
         }
-        let pending: Vec<PathBuf> = std::mem::take(&mut self.pending).into_iter().collect();
-        let files = expand(&self.backing, &pending, filter);
-        if files.is_empty() {
+        let (waiting, pending): (Vec<PathBuf>, Vec<PathBuf>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| held.contains(p));
+        self.pending.extend(waiting);
+        let found = expand(&self.backing, &pending, filter);
+        for path in &found.examined {
+            self.skipped.remove(path);
+        }
+        self.skipped.extend(found.skipped);
+        if found.files.is_empty() {
             return None;
         }
-        Some((Scan::Paths(files), pending))
+        Some(Planned {
+            scan: Scan::Paths(found.files.into_iter().collect()),
+            pending,
+            full: false,
+        })
     }
 
     /// Puts back what a failed sync took.
-    pub fn restore_scan(&mut self, scan: &Scan, pending: Vec<PathBuf>) {
-        match scan {
-            Scan::Full => self.full_scan = true,
-            Scan::Paths(_) => self.pending.extend(pending),
+    pub fn restore_scan(&mut self, planned: &Planned) {
+        if planned.full {
+            self.full_scan = true;
+        } else {
+            self.pending.extend(planned.pending.iter().cloned());
         }
+    }
+
+    /// Records a path the snapshot could not sync.
+    pub fn skip(&mut self, path: PathBuf, why: String) {
+        tracing::warn!(mount = %self.path.display(), "not synced: {}: {why}", path.display());
+        self.skipped.insert(path, why);
+    }
+
+    /// Paths of this mount that cannot be synced, with why.
+    pub fn skipped(&self) -> impl Iterator<Item = (&PathBuf, &String)> {
+        self.skipped.iter()
     }
 
     /// Paths users hold open for writing in this mount.
@@ -208,6 +249,29 @@ impl MountRuntime {
     pub fn mount(&self) -> Option<&Mount> {
         self.mount.as_ref()
     }
+
+    /// Reads the mount's change count now, as the fence of the update being planned.
+    pub fn fence(&self) -> Option<(Updater, u64)> {
+        let updater = self.mount.as_ref()?.updater();
+        let fence = updater.change_count();
+        Some((updater, fence))
+    }
+}
+
+/// The guard a mount puts on the sync's writes into it (see `mount::update`).
+pub struct MountGuard {
+    pub updater: Updater,
+    pub fence: u64,
+}
+
+impl FilesGuard for MountGuard {
+    fn begin(&self, replaced: std::collections::HashSet<PathBuf>) {
+        self.updater.begin(self.fence, replaced);
+    }
+
+    fn end(&self) -> Result<(), String> {
+        self.updater.end()
+    }
 }
 
 struct Unmounted(String);
@@ -225,65 +289,118 @@ pub trait ScanFilter {
     fn skips(&mut self, path: &Path, is_dir: bool) -> bool;
 }
 
+/// What a snapshot will look at.
+pub struct Planned {
+    pub scan: Scan,
+    /// The changed paths it came from (put back if the sync fails).
+    pub pending: Vec<PathBuf>,
+    /// Everything was rescanned.
+    pub full: bool,
+}
+
+/// What planning found on disk.
+#[derive(Default)]
+struct Found {
+    /// Files the snapshot must look at.
+    files: BTreeSet<PathBuf>,
+    /// Paths that cannot be synced, with why.
+    skipped: BTreeMap<PathBuf, String>,
+    /// Every path looked at (so that a path that became syncable again is no longer skipped).
+    examined: Vec<PathBuf>,
+}
+
+impl Found {
+    /// Adds a file that exists, unless it cannot be synced.
+    fn file(&mut self, backing: &Path, rel: &Path, meta: &std::fs::Metadata) {
+        self.examined.push(rel.to_owned());
+        match unsyncable(&backing.join(rel), meta) {
+            Some(why) => {
+                self.skipped.insert(rel.to_owned(), why);
+            }
+            None => {
+                self.files.insert(rel.to_owned());
+            }
+        }
+    }
+}
+
+/// Why a file cannot be synced, if it cannot: only regular files and symlinks are versioned,
+/// and a file must be readable to be recorded.
+fn unsyncable(full: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    let special = if kind.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device file"
+    } else if kind.is_file() {
+        return match std::fs::File::open(full) {
+            Ok(_) => None,
+            Err(err) => Some(format!("it cannot be read ({err}), so it is not synced")),
+        };
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{special} holds no content to sync, so it stays in this mount only"
+    ))
+}
+
 /// The files a snapshot must look at for a set of changed paths: each path itself, every
 /// file under a path that is a directory now, and every file the workspace tracked under a
 /// path that is no longer a regular file (a removed or renamed directory). Ignored paths
 /// that track nothing are left out, directories included, so a build directory costs nothing.
-fn expand(backing: &Path, paths: &[PathBuf], filter: &mut dyn ScanFilter) -> Vec<PathBuf> {
-    let mut files = BTreeSet::new();
+fn expand(backing: &Path, paths: &[PathBuf], filter: &mut dyn ScanFilter) -> Found {
+    let mut found = Found::default();
     let mut gone_dirs = Vec::new();
     for path in paths {
         let full = backing.join(path);
         match std::fs::symlink_metadata(&full) {
             Ok(meta) if meta.is_dir() => {
                 if !filter.skips(path, true) {
-                    files.insert(path.clone());
-                    walk_files(backing, &full, &mut files, filter);
+                    found.files.insert(path.clone());
+                    walk_files(backing, &full, &mut found, filter);
                     gone_dirs.push(path.clone());
                 }
             }
-            Ok(_) => {
+            Ok(meta) => {
                 if !filter.skips(path, false) {
-                    files.insert(path.clone());
+                    found.file(backing, path, &meta);
                 }
             }
             Err(_) => {
-                files.insert(path.clone());
+                found.examined.push(path.clone());
+                found.files.insert(path.clone());
                 gone_dirs.push(path.clone());
             }
         }
     }
     if !gone_dirs.is_empty() {
-        files.extend(filter.tracked_under(&gone_dirs));
+        found.files.extend(filter.tracked_under(&gone_dirs));
     }
-    files.into_iter().collect()
+    found
 }
 
-fn walk_files(
-    backing: &Path,
-    dir: &Path,
-    out: &mut BTreeSet<PathBuf>,
-    filter: &mut dyn ScanFilter,
-) {
+fn walk_files(backing: &Path, dir: &Path, found: &mut Found, filter: &mut dyn ScanFilter) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let Ok(file_type) = entry.file_type() else {
-            continue;
-        };
+        let Ok(meta) = entry.metadata() else { continue };
         let Ok(rel) = path.strip_prefix(backing) else {
             continue;
         };
-        if file_type.is_dir() {
-            if entry.file_name() == ".jj" || entry.file_name() == ".git" || filter.skips(rel, true)
-            {
+        if meta.is_dir() {
+            let name = entry.file_name();
+            if name == ".jj" || name == ".git" || filter.skips(rel, true) {
                 continue;
             }
-            walk_files(backing, &path, out, filter);
+            walk_files(backing, &path, found, filter);
         } else if !filter.skips(rel, false) {
-            out.insert(rel.to_owned());
+            found.file(backing, rel, &meta);
         }
     }
 }
@@ -315,9 +432,16 @@ mod tests {
         std::fs::write(dir.path().join("new/build/out"), "o").unwrap();
         std::fs::write(dir.path().join("plain"), "p").unwrap();
         std::fs::write(dir.path().join("x.swp"), "s").unwrap();
+        nix::unistd::mkfifo(&dir.path().join("new/pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         let paths = ["new", "old", "plain", "x.swp"].map(PathBuf::from);
-        let files = expand(dir.path(), &paths, &mut Fake);
-        let files: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
+        let found = expand(dir.path(), &paths, &mut Fake);
+        let files: Vec<&str> = found.files.iter().map(|p| p.to_str().unwrap()).collect();
+        assert!(
+            found.skipped.contains_key(Path::new("new/pipe")),
+            "{:?}",
+            found.skipped
+        );
+        assert!(!files.contains(&"new/pipe"));
         for expected in ["new/sub/a", "new/b", "old/x", "old/y/z", "plain"] {
             assert!(
                 files.contains(&expected),

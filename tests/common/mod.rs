@@ -129,7 +129,9 @@ impl Drop for TestEnv {
                 wait_until(Duration::from_secs(5), || !process_alive(pid));
             }
         }
+        // Forced first: it aborts a connection a killed daemon may be stuck on.
         for mount in self.mounts().into_iter().rev() {
+            let _ = Command::new("umount").arg("-f").arg(&mount).output();
             let _ = Command::new("umount").arg("-l").arg(&mount).output();
         }
     }
@@ -246,8 +248,8 @@ impl TestEnv {
             nix::sys::signal::Signal::SIGKILL,
         )
         .unwrap();
-        // Its last thread may outlive the zombie: wait until it has let go of its lock.
-        wait_for("the killed daemon to exit", || self.daemon_pid().is_none());
+        // A thread of it may be stuck on one of its mounts; the next daemon frees it.
+        wait_for("the killed daemon to die", || !process_alive(pid));
     }
 }
 
