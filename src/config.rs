@@ -27,7 +27,8 @@ pub const DEFAULT_IGNORE: &[&str] = &[
     "*~",
     "4913",
     ".#*",
-    "#*#",
+    // `#` starts a comment in gitignore syntax: escaped, this is emacs's `#file#`.
+    "\\#*#",
     "*___jb_tmp___",
     "*___jb_old___",
     ".DS_Store",

@@ -7,5 +7,6 @@ pub mod mount;
 pub mod paths;
 pub mod repo;
 pub mod rpc;
+pub mod stamp;
 pub mod sync;
 pub mod watch;

@@ -431,3 +431,31 @@ fn a_broken_workspace_does_not_stop_the_others() {
     let stderr = env.fails(&["sync"]);
     assert!(stderr.contains(mounts[2].to_str().unwrap()), "{stderr}");
 }
+
+#[test]
+fn edits_made_while_the_daemon_was_down_propagate_after_restart() {
+    let env = TestEnv::new();
+    let mounts = env.with_mounts(2);
+    for name in ["keep.txt", "edit.txt", "remove.txt"] {
+        std::fs::write(mounts[0].join(name), "before\n").unwrap();
+    }
+    std::fs::create_dir(mounts[0].join("dir")).unwrap();
+    std::fs::write(mounts[0].join("dir/inside.txt"), "before\n").unwrap();
+    env.ok(&["sync"]);
+    wait_content(&mounts[1].join("dir/inside.txt"), "before\n");
+    let backing = env.workspace_of(&mounts[0]);
+    env.ok(&["stop"]);
+    std::fs::write(backing.join("edit.txt"), "edited while down\n").unwrap();
+    std::fs::remove_file(backing.join("remove.txt")).unwrap();
+    std::fs::remove_dir_all(backing.join("dir")).unwrap();
+    std::fs::write(backing.join("new.txt"), "added while down\n").unwrap();
+    env.ok(&["sync"]); // starts the daemon, which rescans everything
+    wait_content(&mounts[1].join("edit.txt"), "edited while down\n");
+    wait_content(&mounts[1].join("new.txt"), "added while down\n");
+    wait_gone(&mounts[1].join("remove.txt"));
+    wait_gone(&mounts[1].join("dir"));
+    assert_eq!(
+        read(&mounts[1].join("keep.txt")).as_deref(),
+        Some("before\n")
+    );
+}

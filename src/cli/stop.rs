@@ -4,6 +4,7 @@ use anyhow::bail;
 use clap::Parser;
 
 use crate::daemon::lock::{DaemonLock, process_alive};
+use crate::rpc::client::ClientError;
 use crate::rpc::methods;
 
 /// How long `stop` waits for the daemon to unmount everything and exit.
@@ -20,7 +21,11 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         return Ok(());
     };
     let pid = client.handshake()?.pid;
-    let _: serde_json::Value = client.call(methods::SHUTDOWN, serde_json::Value::Null)?;
+    // The daemon may close the connection before its answer arrives: it is stopping either way.
+    match client.call::<serde_json::Value>(methods::SHUTDOWN, serde_json::Value::Null) {
+        Ok(_) | Err(ClientError::Io(_)) => {}
+        Err(err) => return Err(err.into()),
+    }
     let deadline = Instant::now() + STOP_TIMEOUT;
     while DaemonLock::holder(&paths.lock()).is_some() || process_alive(pid) {
         if Instant::now() > deadline {

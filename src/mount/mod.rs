@@ -368,6 +368,8 @@ fn probe_passthrough<FS: fuser::Filesystem>(session: &Session<FS>, root: &Path) 
 /// One line of /proc/self/mountinfo that matters here.
 struct MountEntry {
     mount_point: PathBuf,
+    /// The minor number of the mount's device (a FUSE connection's id).
+    device_minor: u32,
     fs_type: String,
     source: String,
 }
@@ -379,12 +381,15 @@ fn mount_table() -> Vec<MountEntry> {
     info.lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;
-            let mount_point = left.split(' ').nth(4)?;
+            let fields: Vec<&str> = left.split(' ').collect();
+            let mount_point = fields.get(4)?;
+            let device_minor = fields.get(2)?.split_once(':')?.1.parse().ok()?;
             let mut right = right.split(' ');
             let fs_type = right.next()?;
             let source = right.next()?;
             Some(MountEntry {
                 mount_point: unescape_mount_path(mount_point),
+                device_minor,
                 fs_type: fs_type.to_owned(),
                 source: unescape_mount_path(source).to_string_lossy().into_owned(),
             })
@@ -438,9 +443,11 @@ pub fn clean_stale(path: &Path, backing: &Path) -> bool {
     stale
 }
 
-/// Aborts every jjfs mount whose backing workspace is under `home` (the mounts of a daemon
-/// that was killed). A killed daemon whose own thread was waiting on its mount cannot exit
-/// until its FUSE connection is aborted: this frees it.
+/// Aborts the FUSE connection of every jjfs mount whose backing workspace is under `home`
+/// (the mounts of a daemon that was killed). A killed daemon whose own thread was waiting
+/// on its mount cannot exit until its connections are aborted: this frees it, and programs
+/// waiting on the mounts get an error. The mounts stay in place, dead ("transport endpoint is
+/// not connected"), so nobody mistakes the empty directory beneath for the files.
 pub fn abort_stale_mounts(home: &Path) {
     let prefix = format!(
         "jjfs:{}",
@@ -450,10 +457,29 @@ pub fn abort_stale_mounts(home: &Path) {
     );
     for m in mount_table() {
         if m.fs_type.starts_with("fuse") && m.source.starts_with(&prefix) {
-            force_unmount(&m.mount_point);
+            if abort_connection(m.device_minor).is_err() {
+                // No fusectl: a forced unmount aborts too (and unmounts when not busy).
+                let _ = nix::mount::umount2(&m.mount_point, nix::mount::MntFlags::MNT_FORCE);
+            }
             tracing::info!(mount = %m.mount_point.display(), "aborted the mount of a killed daemon");
         }
     }
+}
+
+/// Aborts FUSE connection `minor` through fusectl, mounting fusectl if it is not.
+fn abort_connection(minor: u32) -> io::Result<()> {
+    let connections = Path::new("/sys/fs/fuse/connections");
+    let abort = connections.join(minor.to_string()).join("abort");
+    if !abort.exists() {
+        let _ = nix::mount::mount(
+            Some("fusectl"),
+            connections,
+            Some("fusectl"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+    std::fs::write(abort, "1")
 }
 
 /// A forced unmount aborts the FUSE connection (releasing anything waiting on it); the lazy

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::sync::{Prepared, WorkspaceSync};
 use super::{RepoError, block_on};
+use crate::stamp::Stamp;
 
 /// How the files of one path change between two trees.
 struct Change {
@@ -67,7 +68,6 @@ fn check_out_one(
 ) -> Result<WorkspaceSync, RepoError> {
     let new_tree = target.tree();
     let changes = diff(p.locked.tree(), &new_tree)?;
-    p.sync.written = changes.iter().map(|c| c.path.clone()).collect();
     if changes.is_empty() {
         p.locked.finish(op_id)?;
         return Ok(p.sync);
@@ -84,6 +84,11 @@ fn check_out_one(
     move_renamed_files(&p.plan.files_root, &changes);
     let written = p.locked.check_out(&p.plan.files_root, &new_tree);
     let fenced = guard.map_or(Ok(()), |g| g.end());
+    // What the check-out left, for telling its own writes from users' in watcher events.
+    p.sync.written = changes
+        .iter()
+        .map(|c| (c.path.clone(), Stamp::of(&p.plan.backing.join(&c.path))))
+        .collect();
     let stats = match (written, fenced) {
         // A user changed something the check-out was about to replace: the state is not
         // saved, so the next step sees the workspace as stale and merges.

@@ -75,8 +75,8 @@ pub struct WorkspaceSync {
     pub skipped: Vec<(String, String)>,
     /// Paths left as they are because a user holds them open for writing.
     pub held: Vec<String>,
-    /// Paths the check-out wrote or removed.
-    pub written: Vec<PathBuf>,
+    /// Paths the check-out wrote or removed, as they looked right after.
+    pub written: Vec<(PathBuf, crate::stamp::Stamp)>,
 }
 
 #[derive(Debug, Default)]

@@ -21,7 +21,6 @@ use crate::repo::ignores::IgnoreRules;
 use crate::repo::repository::Repository;
 use crate::repo::sync::FilesGuard;
 use crate::repo::sync::{SyncReport, WorkspacePlan};
-use crate::repo::working_copy::Scan;
 use crate::repo::{Identity, RepoError, user_settings};
 use crate::watch::Watcher;
 
@@ -379,14 +378,12 @@ impl Actor {
                     m.failures = 0;
                     m.last_sync = Some(Utc::now());
                     // What the step wrote or read now shows up in watcher events: echoes.
-                    for path in &sync.written {
-                        m.echoes.remember(&m.backing, path, now);
+                    for (path, stamp) in &sync.written {
+                        m.echoes.remember_stamp(path, *stamp, now);
                     }
-                    if let Some(planned) = planned.filter(|p| !p.full)
-                        && let Scan::Paths(files) = &planned.scan
-                    {
-                        for path in files {
-                            m.echoes.remember(&m.backing, path, now);
+                    if let Some(planned) = planned {
+                        for (path, stamp) in &planned.stamps {
+                            m.echoes.remember_stamp(path, *stamp, now);
                         }
                     }
                     m.echoes.expire(now);

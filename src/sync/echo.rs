@@ -3,38 +3,13 @@
 //! file still looks exactly like that is an echo of the sync, not a new change.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use crate::stamp::Stamp;
 use std::time::{Duration, Instant};
 
 /// How long a remembered state is trusted to explain events.
 const REMEMBER: Duration = Duration::from_secs(10);
-
-/// What a path looked like on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stamp {
-    Absent,
-    Present {
-        ino: u64,
-        size: u64,
-        mtime_ns: i128,
-        mode: u32,
-    },
-}
-
-impl Stamp {
-    pub fn of(path: &Path) -> Self {
-        match std::fs::symlink_metadata(path) {
-            Ok(m) => Stamp::Present {
-                ino: m.ino(),
-                size: m.size(),
-                mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-                mode: m.mode(),
-            },
-            Err(_) => Stamp::Absent,
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 pub struct EchoFilter {
@@ -44,8 +19,12 @@ pub struct EchoFilter {
 impl EchoFilter {
     /// Remembers how `rel` (under `root`) looks now.
     pub fn remember(&mut self, root: &Path, rel: &Path, now: Instant) {
-        self.known
-            .insert(rel.to_owned(), (Stamp::of(&root.join(rel)), now));
+        self.remember_stamp(rel, Stamp::of(&root.join(rel)), now);
+    }
+
+    /// Remembers how `rel` looked when the sync wrote or read it.
+    pub fn remember_stamp(&mut self, rel: &Path, stamp: Stamp, now: Instant) {
+        self.known.insert(rel.to_owned(), (stamp, now));
     }
 
     /// Whether an event for `rel` is explained by what was remembered.

@@ -15,6 +15,7 @@ use super::status::MountStatus;
 use crate::mount::{ChangeSink, Mount, MountOptions, Updater};
 use crate::repo::sync::FilesGuard;
 use crate::repo::working_copy::Scan;
+use crate::stamp::Stamp;
 use crate::watch::{WatchEvent, Watcher};
 
 /// Forwards a mount's change reports to its actor. Never blocks (unbounded channel).
@@ -159,11 +160,19 @@ impl MountRuntime {
             let mut found = Found::default();
             walk_files(&self.backing, &self.backing, &mut found, filter);
             found.files.extend(filter.tracked_under(&[PathBuf::new()]));
-            self.skipped = found.skipped;
+            let known = std::mem::take(&mut self.skipped);
+            for (path, why) in found.skipped {
+                if known.contains_key(&path) {
+                    self.skipped.insert(path, why);
+                } else {
+                    self.skip(path, why);
+                }
+            }
             return Some(Planned {
                 scan: Scan::Paths(found.files.into_iter().collect()),
                 pending: Vec::new(),
                 full: true,
+                stamps: Vec::new(),
             });
         }
         if self.pending.is_empty() {
@@ -177,14 +186,22 @@ impl MountRuntime {
         for path in &found.examined {
             self.skipped.remove(path);
         }
-        self.skipped.extend(found.skipped);
+        for (path, why) in found.skipped {
+            self.skip(path, why);
+        }
         if found.files.is_empty() {
             return None;
         }
+        let stamps = found
+            .files
+            .iter()
+            .map(|p| (p.clone(), Stamp::of(&self.backing.join(p))))
+            .collect();
         Some(Planned {
             scan: Scan::Paths(found.files.into_iter().collect()),
             pending,
             full: false,
+            stamps,
         })
     }
 
@@ -296,6 +313,9 @@ pub struct Planned {
     pub pending: Vec<PathBuf>,
     /// Everything was rescanned.
     pub full: bool,
+    /// How the changed files looked before the snapshot read them: watcher events that
+    /// still find them so are echoes of the snapshot's own reading.
+    pub stamps: Vec<(PathBuf, Stamp)>,
 }
 
 /// What planning found on disk.

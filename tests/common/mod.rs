@@ -134,6 +134,11 @@ impl Drop for TestEnv {
             let _ = Command::new("umount").arg("-f").arg(&mount).output();
             let _ = Command::new("umount").arg("-l").arg(&mount).output();
         }
+        // A failed test leaves its state (sync.log, the repo) for a look.
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!("test state kept in {}", self.dir.path().display());
+        }
     }
 }
 
