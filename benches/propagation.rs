@@ -96,15 +96,22 @@ fn run_config(base: &Path, mounts: usize, files: usize, rounds: usize) {
         let mut heard_b = None;
         let mut heard_all: Vec<Option<Instant>> = vec![None; all.len()];
         let deadline = t0 + Duration::from_secs(60);
+        let mut seen = Vec::new();
         while done.iter().any(|d| !d) {
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: change did not reach every mount"
-            );
+            if Instant::now() > deadline {
+                let have: Vec<_> = all
+                    .iter()
+                    .map(|m| std::fs::read_to_string(m.join(&rel)).ok())
+                    .collect();
+                panic!(
+                    "round {round}: change did not reach every mount: want {token:?}, have {have:?}, events {seen:?}"
+                );
+            }
             match inotify.read_events() {
                 Ok(events) => {
                     let now = Instant::now();
                     for e in events {
+                        seen.push((e.name.clone(), e.mask));
                         if e.name.as_deref().map(|n| n.to_string_lossy())
                             != Some(name.as_str().into())
                         {

@@ -6,13 +6,26 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    replace(path, contents, true)
+}
+
+/// Like `write`, but without syncing the directory: the file is either the old one or the
+/// new one after a crash, and the rename may be lost (as jj does for its working-copy state).
+pub fn write_data(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    replace(path, contents, false)
+}
+
+fn replace(path: &Path, contents: &[u8], sync_dir: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile_in(dir, path)?;
     let result = (|| {
         tmp.1.write_all(contents)?;
-        tmp.1.sync_all()?;
+        tmp.1.sync_data()?;
         std::fs::rename(&tmp.0, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        if sync_dir {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp.0);

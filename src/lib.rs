@@ -1,4 +1,28 @@
-//! jjfs
+//! jjfs: any number of directories as live, eventually-consistent views of one Jujutsu (jj)
+//! repository.
+//!
+//! ```text
+//!  jjfs (cli/) ──JSON-RPC over $JJFS_HOME/daemon.sock (rpc/)──▶ jjfsd (daemon/)
+//!                                                               │ one sync actor per repo (sync/)
+//!      user's dirs ◀── FUSE passthrough (mount/) ──▶ backing jj workspaces ◀── watchers (watch.rs)
+//!                          │ change reports                 │
+//!                          └──────────▶ sync actor ─────────┴──▶ jj-lib (repo/): snapshot,
+//!                                          ▲                     commit on trunk, rebase,
+//!                                          └── writes other mounts' changes back through
+//!                                              each mount, as a client (mount/update.rs)
+//! ```
+//!
+//! - `cli`: one file per subcommand; parse, call the daemon, print.
+//! - `rpc`: the wire format (JSON-RPC 2.0, one object per line), client and framing.
+//! - `daemon`: lifecycle (lock, socket, signals, watchdog) and one handler per method.
+//! - `sync`: per-repo actor: debounce, plan, apply results, health; mounts' runtime state.
+//! - `repo`: everything jj-lib: create/open repos, workspaces, snapshots, the integration
+//!   transaction, check-outs.
+//! - `mount`: the FUSE passthrough filesystem, its change reports, and the guarded updates
+//!   the sync engine makes through it.
+//! - `watch`: notify watchers on backing workspaces.
+//! - `config`, `paths`, `atomic_file`, `stamp`: state on disk.
+
 pub mod atomic_file;
 pub mod cli;
 pub mod config;

@@ -65,8 +65,6 @@ struct OpenFile {
     writable: bool,
     /// Opened by the daemon's own sync, not by a user.
     own: bool,
-    /// The sync's new file for this name, not yet in place.
-    temp: Option<Name>,
     _backing: Option<Arc<BackingId>>,
 }
 
@@ -83,6 +81,8 @@ pub struct Shared {
     pub sink: Arc<dyn ChangeSink>,
     /// The sync engine's writes into this mount.
     pub updates: Updates,
+    /// Tells the kernel to drop cached names (set once the session exists).
+    pub notifier: std::sync::OnceLock<fuser::Notifier>,
 }
 
 impl Shared {
@@ -300,7 +300,6 @@ impl PassthroughFs {
         file: OwnedFd,
         flags: i32,
         backing: Option<Arc<BackingId>>,
-        temp: Option<Name>,
     ) -> u64 {
         let writable = is_writable(flags);
         let own = self.is_own(req);
@@ -316,7 +315,6 @@ impl PassthroughFs {
             file,
             writable,
             own,
-            temp,
             _backing: backing,
         }))
     }
@@ -379,8 +377,10 @@ impl PassthroughFs {
         if let Some(temp) = own_temp
             && mode.is_some()
         {
-            // The sync sets a new file's mode last: it is complete.
-            self.shared.updates.mark_ready(&temp);
+            // The sync sets a new file's mode last: it is complete and goes in place.
+            self.shared
+                .updates
+                .complete(&self.shared.inodes, self.shared.notifier.get(), &temp);
         }
         if mode.is_some() || uid.is_some() || gid.is_some() || size.is_some() {
             self.report_inode(req, &inode);
@@ -793,7 +793,7 @@ impl Filesystem for PassthroughFs {
         match result {
             Ok((inode, file)) => {
                 let backing = self.backing_for(&inode, file.as_fd(), |fd| reply.open_backing(fd));
-                let fh = self.new_open_file(req, inode, file, flags.0, backing.clone(), None);
+                let fh = self.new_open_file(req, inode, file, flags.0, backing.clone());
                 match backing {
                     Some(id) => reply.opened_passthrough(FileHandle(fh), OPEN_FLAGS, &id),
                     None => reply.opened(FileHandle(fh), OPEN_FLAGS),
@@ -816,32 +816,25 @@ impl Filesystem for PassthroughFs {
         let own = self.is_own(req);
         let created = if own {
             self.own_create(parent, name, mode, flags)
-                .map(|(i, a, f, t)| (i, a, f, Some(t)))
         } else {
             self.do_create(req, parent, name, mode, flags)
-                .map(|(i, a, f)| (i, a, f, None))
         };
         match created {
-            Ok((inode, attr, file, temp)) => {
+            Ok((inode, attr, file)) => {
                 let backing = self.backing_for(&inode, file.as_fd(), |fd| reply.open_backing(fd));
-                let fh = self.new_open_file(req, inode, file, flags, backing.clone(), temp);
-                // The sync's files: the name is not cached (the file goes in place on close,
-                // which its flush tells).
-                let (ttl, open_flags) = if own {
-                    (Duration::ZERO, FopenFlags::empty())
-                } else {
-                    (TTL, OPEN_FLAGS)
-                };
+                let fh = self.new_open_file(req, inode, file, flags, backing.clone());
+                // The sync's new file is not in place yet: the kernel must not cache its name.
+                let ttl = if own { Duration::ZERO } else { TTL };
                 match backing {
                     Some(id) => reply.created_passthrough(
                         &ttl,
                         &attr,
                         Generation(0),
                         FileHandle(fh),
-                        open_flags,
+                        OPEN_FLAGS,
                         &id,
                     ),
-                    None => reply.created(&ttl, &attr, Generation(0), FileHandle(fh), open_flags),
+                    None => reply.created(&ttl, &attr, Generation(0), FileHandle(fh), OPEN_FLAGS),
                 }
             }
             Err(e) => reply.error(e),
@@ -895,18 +888,10 @@ impl Filesystem for PassthroughFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Only the sync's own new files ask for a flush: close() waits for it, so the file
-        // is in place before the kernel tells watchers it was written.
-        if let Ok(handle) = self.handle(fh)
-            && let Handle::File(f) = &*handle
-            && let Some(name) = &f.temp
-        {
-            self.shared.updates.closed(&self.shared.inodes, name);
-        }
         reply.ok();
     }
 
@@ -1312,7 +1297,7 @@ impl PassthroughFs {
         name: &OsStr,
         mode: u32,
         flags: i32,
-    ) -> Result<(Arc<Inode>, FileAttr, OwnedFd, Name)> {
+    ) -> Result<(Arc<Inode>, FileAttr, OwnedFd)> {
         let updates = &self.shared.updates;
         updates.check_not_tripped()?;
         if Self::is_hidden(parent, name) {
@@ -1333,7 +1318,7 @@ impl PassthroughFs {
         }
         let (file, temp) = updates.create_temp(parent.0, name, flags, mode)?;
         let (inode, attr) = self.lookup_in(updates.temp_dir(), &temp)?;
-        Ok((inode, attr, file, key))
+        Ok((inode, attr, file))
     }
 
     /// The sync removes `name`: a file it is about to replace stays until its replacement

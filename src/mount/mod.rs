@@ -90,7 +90,9 @@ impl Updater {
 
     /// Ends the update begun on this thread; Err says which user change stopped it.
     pub fn end(&self) -> Result<(), String> {
-        self.shared.updates.end(&self.shared.inodes)
+        self.shared
+            .updates
+            .end(&self.shared.inodes, self.shared.notifier.get())
     }
 }
 
@@ -127,6 +129,7 @@ impl Mount {
             changes: AtomicU64::new(0),
             sink,
             updates,
+            notifier: std::sync::OnceLock::new(),
         });
         let filesystem = fs::PassthroughFs::new(shared.clone(), options.passthrough);
         let mut config = Config::default();
@@ -142,7 +145,8 @@ impl Mount {
         } else {
             SessionACL::Owner
         };
-        config.n_threads = Some(options.threads.max(1));
+        // At least two: a handler may wait on the kernel while another serves a lookup.
+        config.n_threads = Some(options.threads.max(2));
         config.clone_fd = true;
         let session =
             Session::new(filesystem, mountpoint, &config).map_err(|source| MountError::Mount {
@@ -153,6 +157,7 @@ impl Mount {
             shared.passthrough.store(false, Ordering::Relaxed);
         }
         let notifier = session.notifier();
+        let _ = shared.notifier.set(notifier.clone());
         let session = session.spawn().map_err(|source| MountError::Mount {
             path: mountpoint.to_owned(),
             source,

@@ -34,8 +34,6 @@ pub type Name = (u64, OsString);
 /// A file the engine is writing, not yet in place.
 struct Temp {
     name: CString,
-    /// Its contents and mode are complete (the engine set its mode): it can go in place.
-    ready: bool,
 }
 
 #[derive(Default)]
@@ -117,25 +115,27 @@ impl Updates {
 
     /// Ends the update: files still pending go in place (or are dropped if never finished),
     /// deferred removals happen. Err when the update tripped over a user's change.
-    pub fn end(&self, inodes: &InodeTable) -> Result<(), String> {
+    pub fn end(
+        &self,
+        inodes: &InodeTable,
+        notifier: Option<&fuser::Notifier>,
+    ) -> Result<(), String> {
         let mut state = self.lock();
         let temps: Vec<(Name, Temp)> = state.temps.drain().collect();
-        for (name, temp) in temps {
-            if temp.ready && state.tripped.is_none() {
-                if let Err(why) = self.put_in_place(&mut state, inodes, &name, &temp) {
-                    state.tripped.get_or_insert(why);
-                }
-            } else {
-                let _ = sys::unlinkat(self.temp_dir.as_fd(), &temp.name, false);
-            }
+        // Files never completed (the engine's probes for free names) are dropped.
+        for (_, temp) in temps {
+            let _ = sys::unlinkat(self.temp_dir.as_fd(), &temp.name, false);
         }
         let deferred: Vec<Name> = state.deferred.drain().collect();
         for name in deferred {
             if state.tripped.is_some() {
                 break;
             }
-            if let Some(dir) = inodes.get(name.0) {
-                let _ = self.remove_now(&state, inodes, &dir, &name.1);
+            if let Some(dir) = inodes.get(name.0)
+                && self.remove_now(&state, inodes, &dir, &name.1).is_ok()
+                && let Some(notifier) = notifier
+            {
+                let _ = notifier.inval_entry(fuser::INodeNo(name.0), &name.1);
             }
         }
         state.active = false;
@@ -293,35 +293,45 @@ impl Updates {
             mode,
         )
         .map_err(Errno::from)?;
-        self.lock().temps.insert(
-            (dir, name.to_owned()),
-            Temp {
-                name: temp.clone(),
-                ready: false,
-            },
-        );
+        self.lock()
+            .temps
+            .insert((dir, name.to_owned()), Temp { name: temp.clone() });
         Ok((fd, temp))
     }
 
-    /// The engine set the mode of a file (by its temp name): it is complete.
-    pub fn mark_ready(&self, temp: &CString) {
+    /// The engine set the mode of its new file (by its temp name): the file is complete
+    /// (jj writes the content, then sets the mode), so it goes in place now, before the
+    /// engine closes it and the kernel tells watchers it was written.
+    pub fn complete(
+        &self,
+        inodes: &InodeTable,
+        notifier: Option<&fuser::Notifier>,
+        temp: &CString,
+    ) {
         let mut state = self.lock();
-        if let Some(t) = state.temps.values_mut().find(|t| &t.name == temp) {
-            t.ready = true;
-        }
-    }
-
-    /// The engine closed a handle of its new file for `name`: put it in place if complete.
-    pub fn closed(&self, inodes: &InodeTable, name: &Name) {
-        let mut state = self.lock();
-        let ready = state.temps.get(name).is_some_and(|t| t.ready);
-        if !ready {
+        let Some(name) = state
+            .temps
+            .iter()
+            .find(|(_, t)| &t.name == temp)
+            .map(|(name, _)| name.clone())
+        else {
             return;
-        }
-        let temp = state.temps.remove(name).expect("present");
-        if let Err(why) = self.put_in_place(&mut state, inodes, name, &temp) {
-            let _ = sys::unlinkat(self.temp_dir.as_fd(), &temp.name, false);
-            state.tripped.get_or_insert(why);
+        };
+        let temp = state.temps.remove(&name).expect("present");
+        match self.put_in_place(&mut state, inodes, &name, &temp) {
+            Ok(()) => {
+                drop(state);
+                // A name the kernel looked up in the last few milliseconds stays cached, even
+                // with no time to live: drop it, so the next open finds the new file. (Safe in
+                // a handler: the requester holds no lock on the directory.)
+                if let Some(notifier) = notifier {
+                    let _ = notifier.inval_entry(fuser::INodeNo(name.0), &name.1);
+                }
+            }
+            Err(why) => {
+                let _ = sys::unlinkat(self.temp_dir.as_fd(), &temp.name, false);
+                state.tripped.get_or_insert(why);
+            }
         }
     }
 

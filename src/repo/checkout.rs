@@ -36,9 +36,10 @@ pub(super) fn check_out_all(
     repo: &Arc<ReadonlyRepo>,
 ) -> Vec<(Uuid, Result<WorkspaceSync, RepoError>)> {
     let op_id = repo.op_id().clone();
+    // Check-outs wait on fsync and on FUSE round trips more than on the CPU.
     let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 4);
+        .map_or(2, |n| n.get() * 2)
+        .clamp(2, 8);
     let jobs: Vec<(Prepared, Commit)> = prepared.into_iter().zip(targets).collect();
     let queue = Mutex::new(jobs);
     let results = Mutex::new(Vec::new());

@@ -96,6 +96,8 @@ pub(super) struct Prepared {
     wc: Commit,
     /// Its files' tree, with edits made while it was stale merged onto `wc`.
     content: MergedTree,
+    /// Someone else rewrote its working-copy commit since its files were written.
+    stale: bool,
     pub(super) sync: WorkspaceSync,
 }
 
@@ -115,6 +117,7 @@ impl Repository {
         };
         let mut plans = plans;
         plans.sort_by_key(|p| p.id);
+        let started = std::time::Instant::now();
         let ignores = self.base_ignores();
         let mut prepared = Vec::new();
         for plan in plans {
@@ -124,7 +127,13 @@ impl Repository {
                 Err(err) => report.workspaces.push((id, Err(err))),
             }
         }
+        // A workspace whose files match its commit goes first: when the jj CLI rewrote a
+        // working-copy commit that several workspaces share, the change is credited to the
+        // workspace it was made in.
+        prepared.sort_by_key(|p| (p.stale, p.plan.id));
+        let prepared_at = started.elapsed();
         let integrated = self.integrate(&repo, &mut prepared, &now);
+        let integrated_at = started.elapsed();
         let (repo, targets, commits) = match integrated {
             Ok(result) => result,
             Err(err) => {
@@ -139,6 +148,13 @@ impl Repository {
         report.commits = commits;
         self.set_current(repo.clone());
         let results = super::checkout::check_out_all(prepared, targets, &repo);
+        tracing::debug!(
+            repo = %self.name,
+            "sync step: snapshots {:?}, transaction {:?}, check-outs {:?}",
+            prepared_at,
+            integrated_at - prepared_at,
+            started.elapsed() - integrated_at
+        );
         for (id, result) in results {
             if let Err(RepoError::Busy(_)) = &result {
                 report.retry = true;
@@ -178,7 +194,8 @@ impl Repository {
         } else {
             base.clone()
         };
-        let content = if wc.tree().tree_ids_and_labels() == base.tree_ids_and_labels() {
+        let stale = wc.tree().tree_ids_and_labels() != base.tree_ids_and_labels();
+        let content = if !stale {
             disk
         } else if disk.tree_ids_and_labels() == base.tree_ids_and_labels() {
             wc.tree()
@@ -198,6 +215,7 @@ impl Repository {
             locked,
             wc,
             content,
+            stale,
             sync,
         })
     }
@@ -216,15 +234,26 @@ impl Repository {
         let old_trunk = resolve_trunk(tx.repo_mut(), &trunk_name, prepared)?;
         let mut tip = old_trunk.clone();
         let mut commits = 0;
-        let mut consumed = vec![false; prepared.len()];
-        let mut abandoned: HashSet<CommitId> = HashSet::new();
-        for (i, p) in prepared.iter_mut().enumerate() {
+        // Commits that leave the view: old working-copy commits and held commits.
+        let mut dropped: HashSet<CommitId> = HashSet::new();
+        // Commits rewritten into trunk (they leave the view by being rewritten).
+        let mut rewritten: HashSet<CommitId> = HashSet::new();
+        for p in prepared.iter_mut() {
             let mut_repo = tx.repo_mut();
+            dropped.insert(p.wc.id().clone());
             for commit in chain(mut_repo, &p.wc, old_trunk.id())? {
-                if is_held(&commit) {
-                    abandoned.insert(commit.id().clone());
+                // Workspaces that shared a working-copy commit when the jj CLI committed in
+                // one of them all stand on that commit: it joins trunk once.
+                if rewritten.contains(commit.id()) {
                     continue;
                 }
+                // Held commits, and empty undescribed ones (a working copy the jj CLI moved
+                // away from with `jj new`), carry nothing to keep.
+                if is_held(&commit) || is_discardable(mut_repo, &commit)? {
+                    dropped.insert(commit.id().clone());
+                    continue;
+                }
+                rewritten.insert(commit.id().clone());
                 tip = block_on(jj_lib::rewrite::rebase_commit(
                     mut_repo,
                     commit,
@@ -233,22 +262,34 @@ impl Repository {
                 .map_err(RepoError::jj)?;
                 commits += 1;
             }
+            if rewritten.contains(p.wc.id()) {
+                continue;
+            }
+            // A working-copy commit described with the jj CLI is a user's commit: it joins
+            // trunk with its message, even when empty.
+            let described = !p.wc.description().trim().is_empty();
             let parent_tree = block_on(p.wc.parent_tree(mut_repo)).map_err(RepoError::jj)?;
-            if p.content.tree_ids_and_labels() == parent_tree.tree_ids_and_labels() {
+            if p.content.tree_ids_and_labels() == parent_tree.tree_ids_and_labels() && !described {
                 continue;
             }
             let label = format!("mount {}", p.plan.label);
             let merged = merge3(&tip.tree(), &parent_tree, &p.content, "trunk", &label)?;
-            consumed[i] = true;
-            if merged.tree_ids_and_labels() == tip.tree().tree_ids_and_labels() {
+            if merged.tree_ids_and_labels() == tip.tree().tree_ids_and_labels() && !described {
                 continue;
             }
-            tip = block_on(
+            let builder = if described {
+                rewritten.insert(p.wc.id().clone());
                 mut_repo
                     .rewrite_commit(&p.wc)
                     .set_parents(vec![tip.id().clone()])
                     .set_tree(merged)
+            } else {
+                mut_repo
+                    .new_commit(vec![tip.id().clone()], merged)
                     .set_description(commit_message(&p.plan.label, &p.plan.id, &self.name))
+            };
+            tip = block_on(
+                builder
                     .set_author(now.clone())
                     .set_committer(now.clone())
                     .write(),
@@ -263,13 +304,21 @@ impl Repository {
             tx.repo_mut()
                 .set_local_bookmark_target(&trunk_name, RefTarget::normal(tip.id().clone()));
         }
+        // Every workspace without held files shares one empty working-copy commit on the new
+        // trunk: one commit to write, whatever the number of mounts.
+        let mut shared: Option<Commit> = None;
         let mut targets = Vec::with_capacity(prepared.len());
-        for (i, p) in prepared.iter_mut().enumerate() {
-            let target = self.place_working_copy(tx.repo_mut(), p, &tip, consumed[i])?;
+        for p in prepared.iter_mut() {
+            let target = self.place_working_copy(tx.repo_mut(), p, &tip, &mut shared)?;
             targets.push(target);
         }
-        for id in &abandoned {
-            let commit = tx.repo().store().get_commit(id).map_err(RepoError::jj)?;
+        let still_used: HashSet<CommitId> =
+            tx.repo().view().wc_commit_ids().values().cloned().collect();
+        for id in dropped {
+            if still_used.contains(&id) || rewritten.contains(&id) {
+                continue;
+            }
+            let commit = tx.repo().store().get_commit(&id).map_err(RepoError::jj)?;
             tx.repo_mut().record_abandoned_commit(&commit);
         }
         block_on(tx.repo_mut().rebase_descendants()).map_err(RepoError::jj)?;
@@ -285,14 +334,15 @@ impl Repository {
         Ok((repo, targets, commits))
     }
 
-    /// Moves one workspace's working-copy commit onto `tip`, keeping the paths a user holds
-    /// open as they are on disk. Returns the commit to check out.
+    /// Moves one workspace onto `tip`: onto the `shared` empty commit, or, when a user holds
+    /// files of it open, onto a commit of its own that keeps those files as they are on
+    /// disk. Returns the commit to check out.
     fn place_working_copy(
         &self,
         mut_repo: &mut MutableRepo,
         p: &mut Prepared,
         tip: &Commit,
-        consumed: bool,
+        shared: &mut Option<Commit>,
     ) -> Result<Commit, RepoError> {
         let on_disk = p.locked.tree().clone();
         let mut held_paths = Vec::new();
@@ -314,8 +364,27 @@ impl Repository {
             }
         }
         let name = workspace_name(&p.plan.id);
-        let (parent, tree) = if held_paths.is_empty() {
-            (tip.clone(), tip.tree())
+        p.sync.held = held_paths.clone();
+        let wc = if held_paths.is_empty() {
+            let already_there = p.wc.parent_ids() == [tip.id().clone()]
+                && p.wc.tree().tree_ids_and_labels() == tip.tree().tree_ids_and_labels()
+                && p.wc.description().is_empty()
+                && !p.sync.committed;
+            if already_there {
+                return Ok(p.wc.clone());
+            }
+            match shared {
+                Some(wc) => wc.clone(),
+                None => {
+                    let wc = block_on(
+                        mut_repo
+                            .new_commit(vec![tip.id().clone()], tip.tree())
+                            .write(),
+                    )
+                    .map_err(RepoError::jj)?;
+                    shared.insert(wc).clone()
+                }
+            }
         } else {
             let tree = block_on(builder.write_tree()).map_err(RepoError::jj)?;
             let held = block_on(
@@ -325,32 +394,23 @@ impl Repository {
                     .write(),
             )
             .map_err(RepoError::jj)?;
-            (held, tree)
+            block_on(mut_repo.new_commit(vec![held.id().clone()], tree).write())
+                .map_err(RepoError::jj)?
         };
-        p.sync.held = held_paths;
-        let unchanged = !consumed
-            && p.wc.parent_ids() == [parent.id().clone()]
-            && p.wc.tree().tree_ids_and_labels() == tree.tree_ids_and_labels();
-        if unchanged {
-            return Ok(p.wc.clone());
-        }
-        let wc = if consumed {
-            block_on(mut_repo.new_commit(vec![parent.id().clone()], tree).write())
-        } else {
-            block_on(
-                mut_repo
-                    .rewrite_commit(&p.wc)
-                    .set_parents(vec![parent.id().clone()])
-                    .set_tree(tree)
-                    .write(),
-            )
-        }
-        .map_err(RepoError::jj)?;
         mut_repo
             .set_wc_commit(name, wc.id().clone())
             .map_err(RepoError::jj)?;
         Ok(wc)
     }
+}
+
+/// An empty commit with no description: nothing in it to keep (what jj calls discardable).
+fn is_discardable(repo: &MutableRepo, commit: &Commit) -> Result<bool, RepoError> {
+    if !commit.description().trim().is_empty() {
+        return Ok(false);
+    }
+    let parent_tree = block_on(commit.parent_tree(repo)).map_err(RepoError::jj)?;
+    Ok(parent_tree.tree_ids_and_labels() == commit.tree().tree_ids_and_labels())
 }
 
 /// The commit trunk points at, settling a bookmark that concurrent operations left

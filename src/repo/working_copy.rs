@@ -175,7 +175,9 @@ impl LockedWorkingCopy {
         if self.dirty {
             self.state.save().map_err(RepoError::jj)?;
         }
-        if &self.op_id != op_id {
+        // The operation is recorded only with a new state: jj treats a working copy whose
+        // tree matches its commit as fresh, whatever operation it names.
+        if &self.op_id != op_id && self.dirty {
             write_checkout(&self.wc.state_path, op_id, &self.name)?;
         }
         Ok(())
@@ -225,7 +227,7 @@ fn write_checkout(
         workspace_name: name.as_str().to_owned(),
     };
     let path = state_path.join("checkout");
-    crate::atomic_file::write(&path, &proto.encode_to_vec()).map_err(RepoError::io(&path))
+    crate::atomic_file::write_data(&path, &proto.encode_to_vec()).map_err(RepoError::io(&path))
 }
 
 /// Whether an error was caused by the mount refusing to replace a file a user changed (EBUSY).
