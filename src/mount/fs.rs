@@ -206,15 +206,10 @@ impl PassthroughFs {
     }
 
     fn lookup_in(&self, parent: BorrowedFd<'_>, cname: &CString) -> Result<(Arc<Inode>, FileAttr)> {
-        // A known inode needs no new handle: while its handle is held, no other object can
-        // have its inode number, so the stat identifies it.
-        let st = sys::statat(parent, cname).map_err(errno)?;
-        if let Some(inode) = self.shared.inodes.remember_known(&st) {
-            return Ok((inode, self.attr(&st)));
-        }
         let fd = sys::open_path(parent, cname).map_err(errno)?;
         let st = sys::fstat(fd.as_fd()).map_err(errno)?;
         let attr = self.attr(&st);
+        // An inode already known keeps its handle; the new one is dropped.
         let inode = self.shared.inodes.remember(fd, &st);
         Ok((inode, attr))
     }

@@ -94,14 +94,6 @@ impl InodeTable {
         inode
     }
 
-    /// Records one more kernel lookup of an inode already in the table, if it is.
-    pub fn remember_known(&self, st: &libc::stat) -> Option<Arc<Inode>> {
-        let map = self.lock();
-        let inode = map.get(&self.fuse_ino(st.st_ino))?;
-        inode.lookups.fetch_add(1, Ordering::Relaxed);
-        Some(inode.clone())
-    }
-
     /// The kernel dropped `n` lookups of `ino`; the inode goes when none remain.
     pub fn forget(&self, ino: u64, n: u64) {
         if ino == ROOT {

@@ -347,6 +347,7 @@ impl Actor {
         let started = Instant::now();
         let report = self.repo.sync(plans, self.repo.settings().signature());
         self.apply(report, taken, started);
+        release_freed_memory();
     }
 
     /// Takes in the change reports already sent; commands wait for the step to end.
@@ -483,6 +484,15 @@ impl ScanFilter for PlanFilter<'_> {
 
     fn skips(&mut self, path: &std::path::Path, is_dir: bool) -> bool {
         self.rules.is_ignored(path, is_dir) && !self.repo.tracks(&self.id, path)
+    }
+}
+
+/// A step loads and drops every workspace's state: give the freed memory back to the system
+/// rather than keep it for the next step.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
