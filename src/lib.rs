@@ -16,6 +16,7 @@
 //! - `rpc`: the wire format (JSON-RPC 2.0, one object per line), client and framing.
 //! - `daemon`: lifecycle (lock, socket, signals, watchdog) and one handler per method.
 //! - `sync`: per-repo actor: debounce, plan, apply results, health; mounts' runtime state.
+//! - `remote`: per-repo worker that fetches, has the actor integrate, and pushes, with backoff.
 //! - `repo`: everything jj-lib: create/open repos, workspaces, snapshots, the integration
 //!   transaction, check-outs.
 //! - `mount`: the FUSE passthrough filesystem, its change reports, and the guarded updates
@@ -29,6 +30,7 @@ pub mod config;
 pub mod daemon;
 pub mod mount;
 pub mod paths;
+pub mod remote;
 pub mod repo;
 pub mod rpc;
 pub mod stamp;

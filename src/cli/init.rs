@@ -17,7 +17,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
-    let from = args.from.map(|url| super::remote::normalize_url(&url));
+    let from = args
+        .from
+        .as_deref()
+        .map(super::remote::checked_url)
+        .transpose()?;
     let result: InitResult = client.call_with_progress(
         methods::INIT,
         InitParams {

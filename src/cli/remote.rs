@@ -35,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
     match args.command {
         Command::Add { url, repo } => {
-            let url = normalize_url(&url);
+            let url = checked_url(&url)?;
             let _: serde_json::Value = client.call(
                 methods::REMOTE_ADD,
                 RemoteParams {
@@ -67,22 +67,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A relative local path becomes absolute, since the daemon runs elsewhere; URLs stay as given.
-pub fn normalize_url(url: &str) -> String {
-    let looks_local = !url.contains("://") && !is_scp_like(url);
-    if looks_local
-        && !url.starts_with('/')
-        && let Ok(abs) = std::path::absolute(url)
-    {
-        return abs.display().to_string();
-    }
-    url.to_owned()
-}
-
-/// `user@host:path` or `host:path`, as git reads it: a colon before any slash.
-pub fn is_scp_like(url: &str) -> bool {
-    match url.find(':') {
-        Some(colon) => !url[..colon].contains('/') && colon > 0,
-        None => false,
-    }
+/// The URL checked and, for a relative path, made absolute (the daemon runs elsewhere).
+pub fn checked_url(url: &str) -> anyhow::Result<String> {
+    let cwd = std::env::current_dir()?;
+    crate::repo::git::normalize_url(url, &cwd).map_err(anyhow::Error::msg)
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jj_lib::settings::UserSettings;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, RepoConfig};
 use crate::paths::Paths;
 use crate::repo::Identity;
 use crate::rpc::RpcError;
@@ -139,6 +139,15 @@ impl Daemon {
     }
 
     /// The actor of a repo, or a clear error for an unknown one.
+    /// The settings of repo `name`, as config.json has them now.
+    pub fn repo_config(&self, name: &str) -> Result<RepoConfig, RpcError> {
+        self.config()
+            .repos
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unknown_repo(name))
+    }
+
     pub fn repo(&self, name: &str) -> Result<Arc<SyncHandle>, RpcError> {
         if let Some(handle) = self.lock_repos().get(name) {
             return Ok(handle.clone());
@@ -149,9 +158,7 @@ impl Daemon {
                 self.paths.log().display()
             )))
         } else {
-            Err(RpcError::failed(format!(
-                "unknown repo {name} (create it with `jjfs init {name}`)"
-            )))
+            Err(unknown_repo(name))
         }
     }
 
@@ -168,6 +175,10 @@ impl Daemon {
             .into_iter()
             .collect();
         for (name, handle) in handles {
+            let stopping = handle.clone();
+            tokio::task::spawn_blocking(move || stopping.stop_remote())
+                .await
+                .ok();
             if let Err(err) = handle.ask(|reply| Event::Shutdown { reply }).await {
                 tracing::warn!(repo = %name, "shutdown: {err}");
             }
@@ -178,4 +189,10 @@ impl Daemon {
             }
         }
     }
+}
+
+fn unknown_repo(name: &str) -> RpcError {
+    RpcError::failed(format!(
+        "unknown repo {name} (create it with `jjfs init {name}`)"
+    ))
 }

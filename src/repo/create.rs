@@ -11,6 +11,7 @@ use jj_lib::repo::{ReadonlyRepo, Repo, RepoLoader};
 use jj_lib::settings::UserSettings;
 use jj_lib::signing::Signer;
 
+use super::git::GitProgressSink;
 use super::{RepoError, block_on};
 
 /// `repos/<name>/.jj/repo`, where jj keeps the store, operations and index.
@@ -30,16 +31,47 @@ pub fn create_repo(
     settings: &UserSettings,
     trunk: &str,
     ignore: &[String],
-) -> Result<Arc<ReadonlyRepo>, RepoError> {
+) -> Result<(), RepoError> {
+    create_with(root, settings, ignore, |repo| ensure_trunk(repo, trunk))
+}
+
+/// Creates the repo at `root` from the git repository at `url` (history kept, `url` as its
+/// remote; see `git::clone_into`), reporting a long fetch's progress. Returns the trunk.
+pub fn create_from(
+    root: &Path,
+    settings: &UserSettings,
+    url: &str,
+    ignore: &[String],
+    progress: &mut dyn GitProgressSink,
+) -> Result<String, RepoError> {
+    create_with(root, settings, ignore, |_| {
+        let (trunk, found) = super::git::clone_into(root, settings, url, progress)?;
+        if !found {
+            // An empty remote: start the history here; the first push fills it.
+            ensure_trunk(&super::git::head(root, settings)?, &trunk)?;
+        }
+        Ok(trunk)
+    })
+}
+
+/// Creates the store, lets `fill` give it a trunk, and adds what every repo has; on any
+/// failure nothing is left behind.
+fn create_with<T>(
+    root: &Path,
+    settings: &UserSettings,
+    ignore: &[String],
+    fill: impl FnOnce(&Arc<ReadonlyRepo>) -> Result<T, RepoError>,
+) -> Result<T, RepoError> {
     if root.exists() {
         return Err(RepoError::Exists(root.display().to_string()));
     }
     let dir = repo_dir(root);
     std::fs::create_dir_all(&dir).map_err(RepoError::io(&dir))?;
-    let result = init_store(&dir, settings, trunk).and_then(|repo| {
-        super::create::write_excludes(root, ignore)?;
+    let result = init_store(&dir, settings).and_then(|repo| {
+        let filled = fill(&repo)?;
+        write_excludes(root, ignore)?;
         std::fs::create_dir_all(root.join("workspaces")).map_err(RepoError::io(root))?;
-        Ok(repo)
+        Ok(filled)
     });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(root);
@@ -47,13 +79,9 @@ pub fn create_repo(
     result
 }
 
-fn init_store(
-    dir: &Path,
-    settings: &UserSettings,
-    trunk: &str,
-) -> Result<Arc<ReadonlyRepo>, RepoError> {
+fn init_store(dir: &Path, settings: &UserSettings) -> Result<Arc<ReadonlyRepo>, RepoError> {
     let signer = Signer::from_settings(settings).map_err(RepoError::jj)?;
-    let repo = block_on(ReadonlyRepo::init(
+    block_on(ReadonlyRepo::init(
         settings,
         dir,
         &|settings, store_path| {
@@ -69,19 +97,31 @@ fn init_store(
         ReadonlyRepo::default_index_store_initializer(),
         ReadonlyRepo::default_submodule_store_initializer(),
     ))
-    .map_err(RepoError::jj)?;
+    .map_err(RepoError::jj)
+}
+
+/// Points `trunk` at a new, empty first commit unless it exists already.
+fn ensure_trunk(repo: &Arc<ReadonlyRepo>, trunk: &str) -> Result<(), RepoError> {
+    if repo
+        .view()
+        .get_local_bookmark(RefName::new(trunk))
+        .is_present()
+    {
+        return Ok(());
+    }
     let mut tx = repo.start_transaction();
     let root_id = repo.store().root_commit_id().clone();
     let first = block_on(
         tx.repo_mut()
             .new_commit(vec![root_id], repo.store().empty_merged_tree())
-            .set_description("jjfs: create repository\n")
+            .set_description(super::sync::CREATE_MESSAGE)
             .write(),
     )
     .map_err(RepoError::jj)?;
     tx.repo_mut()
         .set_local_bookmark_target(RefName::new(trunk), RefTarget::normal(first.id().clone()));
-    block_on(tx.commit("jjfs: create repository")).map_err(RepoError::jj)
+    block_on(tx.commit("jjfs: create repository")).map_err(RepoError::jj)?;
+    Ok(())
 }
 
 /// Loads the repo at `root` for the daemon: one loader shared by all its workspaces.

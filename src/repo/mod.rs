@@ -7,12 +7,13 @@
 
 pub mod checkout;
 pub mod create;
+pub mod git;
 pub mod ignores;
 pub mod settings;
 
 use std::path::PathBuf;
 
-pub use create::{create_repo, load_repo};
+pub use create::{create_from, create_repo, load_repo};
 pub use settings::{Identity, user_settings};
 
 /// Runs a jj-lib future to completion on this thread.
@@ -33,6 +34,9 @@ pub enum RepoError {
     },
     #[error("jj: {0}")]
     Jj(String),
+    /// The git remote failed; the text is git's own message.
+    #[error("remote: {0}")]
+    Remote(String),
     /// A check-out met a file a user changed meanwhile; nothing of theirs was touched.
     #[error("a user changed {0} during the update; it will be retried")]
     Busy(String),

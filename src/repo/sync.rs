@@ -231,13 +231,12 @@ impl Repository {
     ) -> Result<(Arc<ReadonlyRepo>, Vec<Commit>, usize), RepoError> {
         let mut tx = repo.start_transaction();
         let trunk_name = RefName::new(&self.trunk).to_owned();
-        let old_trunk = resolve_trunk(tx.repo_mut(), &trunk_name, prepared)?;
+        let (old_trunk, mut rewritten) = resolve_trunk(tx.repo_mut(), &trunk_name, prepared)?;
         let mut tip = old_trunk.clone();
         let mut commits = 0;
         // Commits that leave the view: old working-copy commits and held commits.
         let mut dropped: HashSet<CommitId> = HashSet::new();
-        // Commits rewritten into trunk (they leave the view by being rewritten).
-        let mut rewritten: HashSet<CommitId> = HashSet::new();
+        // `rewritten`: commits rewritten into trunk (they leave the view by being rewritten).
         for p in prepared.iter_mut() {
             let mut_repo = tx.repo_mut();
             dropped.insert(p.wc.id().clone());
@@ -406,23 +405,23 @@ impl Repository {
 
 /// An empty commit with no description: nothing in it to keep (what jj calls discardable).
 fn is_discardable(repo: &MutableRepo, commit: &Commit) -> Result<bool, RepoError> {
-    if !commit.description().trim().is_empty() {
-        return Ok(false);
-    }
-    let parent_tree = block_on(commit.parent_tree(repo)).map_err(RepoError::jj)?;
-    Ok(parent_tree.tree_ids_and_labels() == commit.tree().tree_ids_and_labels())
+    Ok(commit.description().trim().is_empty() && is_empty(repo, commit)?)
 }
 
-/// The commit trunk points at, settling a bookmark that concurrent operations left
-/// conflicted (by rebasing the other sides onto the first) or that someone deleted.
+/// The commit trunk points at, settling a bookmark that concurrent operations (or a fetch
+/// that found the remote diverged) left conflicted, by rebasing the other sides onto the
+/// remote's side (so that the result can be pushed without forcing), or onto the first side.
+/// Returns trunk and the commits it rewrote on the way.
 fn resolve_trunk(
     mut_repo: &mut MutableRepo,
     trunk: &RefName,
     prepared: &[Prepared],
-) -> Result<Commit, RepoError> {
+) -> Result<(Commit, HashSet<CommitId>), RepoError> {
+    let mut rewritten = HashSet::new();
     let target = mut_repo.get_local_bookmark(trunk).clone();
     if let Some(id) = target.as_normal() {
-        return mut_repo.store().get_commit(id).map_err(RepoError::jj);
+        let commit = mut_repo.store().get_commit(id).map_err(RepoError::jj)?;
+        return Ok((commit, rewritten));
     }
     let adds: Vec<CommitId> = target.added_ids().cloned().collect();
     if adds.is_empty() {
@@ -436,11 +435,13 @@ fn resolve_trunk(
             .get_commit(&parent)
             .map_err(RepoError::jj)?;
         mut_repo.set_local_bookmark_target(trunk, RefTarget::normal(commit.id().clone()));
-        return Ok(commit);
+        return Ok((commit, rewritten));
     }
     // The side that contains all others wins outright; otherwise the others' commits are
-    // rebased onto the first side, one after another.
-    let heads = block_on(mut_repo.index().heads(&mut adds.iter())).map_err(RepoError::jj)?;
+    // rebased, one after another, onto the remote's side when it is one of them.
+    let mut heads = block_on(mut_repo.index().heads(&mut adds.iter())).map_err(RepoError::jj)?;
+    let remote = super::git::remote_trunk(mut_repo.base_repo(), trunk.as_str());
+    heads.sort_by_key(|id| Some(id) != remote.as_ref());
     let mut tip = mut_repo
         .store()
         .get_commit(&heads[0])
@@ -448,6 +449,12 @@ fn resolve_trunk(
     for other in &heads[1..] {
         let other = mut_repo.store().get_commit(other).map_err(RepoError::jj)?;
         for commit in chain_to(mut_repo, &other, tip.id(), true)? {
+            rewritten.insert(commit.id().clone());
+            // A second history's "create repository" commit has nothing to bring.
+            if commit.description() == CREATE_MESSAGE && is_empty(mut_repo, &commit)? {
+                mut_repo.record_abandoned_commit(&commit);
+                continue;
+            }
             tip = block_on(jj_lib::rewrite::rebase_commit(
                 mut_repo,
                 commit,
@@ -457,7 +464,15 @@ fn resolve_trunk(
         }
     }
     mut_repo.set_local_bookmark_target(trunk, RefTarget::normal(tip.id().clone()));
-    Ok(tip)
+    Ok((tip, rewritten))
+}
+
+/// The description of a repo's first, empty commit.
+pub const CREATE_MESSAGE: &str = "jjfs: create repository\n";
+
+fn is_empty(repo: &MutableRepo, commit: &Commit) -> Result<bool, RepoError> {
+    let parent_tree = block_on(commit.parent_tree(repo)).map_err(RepoError::jj)?;
+    Ok(parent_tree.tree_ids_and_labels() == commit.tree().tree_ids_and_labels())
 }
 
 /// The commits between trunk and a working-copy commit (made with the jj CLI, or held

@@ -179,6 +179,10 @@ impl Actor {
             Event::Sync { reply } => {
                 let _ = reply.send(self.barrier());
             }
+            Event::IntegrateRemote { reply } => {
+                self.step_with(true);
+                let _ = reply.send(Ok(()));
+            }
             Event::Configure(config) => self.configure(config),
             Event::Shutdown { reply } => {
                 self.shutdown();
@@ -299,6 +303,11 @@ impl Actor {
 
     /// One sync step over every workspace that can be reached.
     fn step(&mut self) {
+        self.step_with(false);
+    }
+
+    /// A sync step; `always` runs it even with no mount (to settle trunk after a fetch).
+    fn step_with(&mut self, always: bool) {
         self.retry = false;
         // Fences first, then every change report sent before them: the step sees each change
         // a fence counts, and guards against the rest.
@@ -341,7 +350,7 @@ impl Actor {
                 }),
             });
         }
-        if plans.is_empty() {
+        if plans.is_empty() && !always {
             return;
         }
         let started = Instant::now();

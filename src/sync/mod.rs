@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::config::{MountConfig, RepoConfig};
+use crate::remote::{RemoteCommand, RemoteHandle, RemoteSettings};
 use crate::repo::Identity;
 pub use status::{MountStatus, RepoStatus, SharedStatus};
 
@@ -38,6 +39,10 @@ pub enum Event {
     },
     /// The repo's operation heads changed: maybe someone else (the jj CLI) wrote.
     Operations,
+    /// A fetch brought the remote's trunk: integrate it into trunk and every mount.
+    IntegrateRemote {
+        reply: Reply<()>,
+    },
     Open {
         id: Uuid,
         path: PathBuf,
@@ -58,10 +63,11 @@ pub enum Event {
     },
 }
 
-/// The daemon's handle on one repo's actor.
+/// The daemon's handle on one repo's actor and its remote worker.
 pub struct SyncHandle {
     pub tx: Sender<Event>,
     pub status: SharedStatus,
+    remote: std::sync::Mutex<Option<RemoteHandle>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -75,6 +81,13 @@ impl SyncHandle {
     ) -> Result<Self, String> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let status = SharedStatus::default();
+        let remote = RemoteHandle::spawn(
+            remote_settings(name, &config),
+            crate::repo::user_settings(&identity).map_err(|e| e.to_string())?,
+            tx.clone(),
+            status.clone(),
+        )
+        .map_err(|e| e.to_string())?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let actor_tx = tx.clone();
         let actor_status = status.clone();
@@ -99,6 +112,7 @@ impl SyncHandle {
         Ok(Self {
             tx,
             status,
+            remote: std::sync::Mutex::new(Some(remote)),
             thread: Some(thread),
         })
     }
@@ -114,10 +128,51 @@ impl SyncHandle {
         })?
     }
 
+    /// New settings for the actor and the remote worker.
+    pub fn configure(&self, name: &str, config: &RepoConfig) {
+        let _ = self.tx.send(Event::Configure(config.clone()));
+        if let Some(remote) = self.lock_remote().as_ref() {
+            let _ = remote
+                .tx
+                .send(RemoteCommand::Configure(remote_settings(name, config)));
+        }
+    }
+
+    /// Fetches, integrates and pushes now (blocking); the remote's error if it failed.
+    pub fn sync_remote(&self) -> Result<(), String> {
+        // Not under the lock: a slow remote must not hold up `stop_remote`.
+        let remote = self.lock_remote().as_ref().map(|r| r.tx.clone());
+        match remote {
+            Some(tx) => crate::remote::sync_now(&tx),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the remote worker (before the actor: it may be waiting on the actor).
+    pub fn stop_remote(&self) {
+        if let Some(remote) = self.lock_remote().take() {
+            remote.stop();
+        }
+    }
+
+    fn lock_remote(&self) -> std::sync::MutexGuard<'_, Option<RemoteHandle>> {
+        self.remote.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Waits for the actor's thread to end (after `Shutdown`).
     pub fn join(mut self) {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+fn remote_settings(name: &str, config: &RepoConfig) -> RemoteSettings {
+    RemoteSettings {
+        name: name.to_owned(),
+        root: config.path.clone(),
+        url: config.remote.clone(),
+        trunk: config.trunk.clone(),
+        push_interval: std::time::Duration::from_secs(config.push_interval.max(1)),
     }
 }

@@ -16,6 +16,8 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 pub struct TestEnv {
     /// Holds both the state directory (`home/`) and a scratch area (`work/`).
     dir: tempfile::TempDir,
+    /// Extra environment for `jjfs` (and so for the daemon it starts).
+    env: Vec<(String, String)>,
 }
 
 impl Default for TestEnv {
@@ -31,7 +33,16 @@ impl TestEnv {
             .tempdir()
             .unwrap();
         std::fs::create_dir(dir.path().join("work")).unwrap();
-        Self { dir }
+        Self {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets `key=value` for every `jjfs` this environment runs (and its daemon).
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// `$JJFS_HOME` of this environment (not created until the daemon starts).
@@ -50,6 +61,7 @@ impl TestEnv {
         cmd.env("JJFS_HOME", self.home())
             .env_remove("JJFS_NO_AUTOSTART")
             .env("JJFS_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.work());
         cmd
     }

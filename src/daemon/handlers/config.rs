@@ -10,7 +10,6 @@ use crate::config::{DEFAULT_REPO, RepoConfig};
 use crate::repo;
 use crate::rpc::RpcError;
 use crate::rpc::methods::ConfigParams;
-use crate::sync::Event;
 
 pub const KEYS: &[&str] = &[
     "sync_interval",
@@ -24,7 +23,7 @@ pub async fn config(daemon: &Arc<Daemon>, params: ConfigParams) -> Result<Value,
     let config = daemon.config();
     let Some(key) = params.key else {
         return Ok(match params.repo {
-            Some(name) => settings_of(repo_config(&config.repos, &name)?),
+            Some(name) => settings_of(&daemon.repo_config(&name)?),
             None => {
                 json!({ "repos": config.repos.iter().map(|(n, r)| (n.clone(), settings_of(r))).collect::<serde_json::Map<_, _>>() })
             }
@@ -37,12 +36,11 @@ pub async fn config(daemon: &Arc<Daemon>, params: ConfigParams) -> Result<Value,
         )));
     }
     let name = params.repo.unwrap_or_else(|| DEFAULT_REPO.to_owned());
-    let current = repo_config(&config.repos, &name)?;
     let Some(value) = params.value else {
-        return Ok(settings_of(current)[&key].clone());
+        return Ok(settings_of(&daemon.repo_config(&name)?)[&key].clone());
     };
     let _admin = daemon.admin.lock().await;
-    let mut updated = current.clone();
+    let mut updated = daemon.repo_config(&name)?;
     apply(&mut updated, &key, &value).map_err(RpcError::invalid_params)?;
     if key == "ignore" {
         let (root, ignore) = (updated.path.clone(), updated.ignore.clone());
@@ -57,20 +55,9 @@ pub async fn config(daemon: &Arc<Daemon>, params: ConfigParams) -> Result<Value,
         Ok(())
     })?;
     if let Ok(handle) = daemon.repo(&name) {
-        let _ = handle.tx.send(Event::Configure(updated.clone()));
+        handle.configure(&name, &updated);
     }
     Ok(Value::Null)
-}
-
-fn repo_config<'a>(
-    repos: &'a std::collections::BTreeMap<String, RepoConfig>,
-    name: &str,
-) -> Result<&'a RepoConfig, RpcError> {
-    repos.get(name).ok_or_else(|| {
-        RpcError::failed(format!(
-            "unknown repo {name} (create it with `jjfs init {name}`)"
-        ))
-    })
 }
 
 fn settings_of(repo: &RepoConfig) -> Value {

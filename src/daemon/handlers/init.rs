@@ -6,19 +6,22 @@ use super::super::server::ProgressSink;
 use super::super::state::Daemon;
 use super::blocking;
 use crate::config::{self, RepoConfig};
-use crate::repo;
+use crate::repo::{self, git};
 use crate::rpc::RpcError;
 use crate::rpc::methods::{InitParams, InitResult};
 
 pub async fn init(
     daemon: &Arc<Daemon>,
     params: InitParams,
-    _progress: ProgressSink,
+    progress: ProgressSink,
 ) -> Result<InitResult, RpcError> {
     config::validate_repo_name(&params.name).map_err(RpcError::invalid_params)?;
-    if params.from.is_some() {
-        return Err(RpcError::not_implemented("init --from"));
-    }
+    let from = params
+        .from
+        .as_deref()
+        .map(|url| git::normalize_url(url, std::path::Path::new("/")))
+        .transpose()
+        .map_err(RpcError::invalid_params)?;
     let _admin = daemon.admin.lock().await;
     if daemon.config().repos.contains_key(&params.name) {
         return Err(RpcError::failed(format!(
@@ -27,16 +30,27 @@ pub async fn init(
         )));
     }
     let root = daemon.paths.repo(&params.name);
-    let repo_config = RepoConfig::new(root.clone());
+    let mut repo_config = RepoConfig::new(root.clone());
     let settings = daemon.settings.clone();
     let (trunk, ignore) = (repo_config.trunk.clone(), repo_config.ignore.clone());
     let created_root = root.clone();
-    blocking(move || {
-        repo::create_repo(&created_root, &settings, &trunk, &ignore)
-            .map(drop)
-            .map_err(|e| RpcError::failed(e.to_string()))
+    let url = from.clone();
+    repo_config.trunk = blocking(move || {
+        let created = match &url {
+            Some(url) => {
+                progress.send(format!("Fetching {url}"));
+                let mut sink = Progress(progress);
+                repo::create_from(&created_root, &settings, url, &ignore, &mut sink)
+                    .map_err(|e| format!("could not import {url}: {e}"))
+            }
+            None => repo::create_repo(&created_root, &settings, &trunk, &ignore)
+                .map(|()| trunk)
+                .map_err(|e| e.to_string()),
+        };
+        created.map_err(RpcError::failed)
     })
     .await?;
+    repo_config.remote = from;
     let trunk = repo_config.trunk.clone();
     let saved = daemon.update_config(|config| {
         config.repos.insert(params.name.clone(), repo_config);
@@ -55,4 +69,13 @@ pub async fn init(
         path: root,
         trunk,
     })
+}
+
+/// A long fetch's progress, sent to the client as notifications.
+struct Progress(ProgressSink);
+
+impl git::GitProgressSink for Progress {
+    fn progress(&mut self, message: &str) {
+        self.0.send(message);
+    }
 }

@@ -4,6 +4,7 @@
 mod config;
 mod init;
 mod mounts;
+mod remote;
 mod status;
 mod sync;
 
@@ -42,7 +43,24 @@ pub async fn dispatch(
             daemon.request_shutdown();
             reply(Value::Null)
         }
-        REMOTE_ADD | REMOTE_REMOVE | REMOTE_SHOW => Err(RpcError::not_implemented("remote")),
+        REMOTE_ADD => {
+            let params: RemoteParams = decode(params)?;
+            if params.url.is_none() {
+                return Err(RpcError::invalid_params("remote_add needs a url"));
+            }
+            reply(remote::set(daemon, params).await?)
+        }
+        REMOTE_REMOVE => reply(
+            remote::set(
+                daemon,
+                RemoteParams {
+                    url: None,
+                    ..decode(params)?
+                },
+            )
+            .await?,
+        ),
+        REMOTE_SHOW => reply(remote::show(daemon, decode(params)?)?),
         LOG => Err(RpcError::not_implemented("log")),
         CAT => Err(RpcError::not_implemented("cat")),
         DIFF => Err(RpcError::not_implemented("diff")),

@@ -16,13 +16,26 @@ pub async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult
         None => daemon.config().repos.keys().cloned().collect(),
     };
     let mut failures = Vec::new();
+    let mut warnings = Vec::new();
     for name in &names {
-        let result = match daemon.repo(name) {
-            Ok(handle) => handle.ask(|reply| Event::Sync { reply }).await,
-            Err(err) => Err(err.message),
+        let handle = match daemon.repo(name) {
+            Ok(handle) => handle,
+            Err(err) => {
+                failures.push(format!("repo {name}: {}", err.message));
+                continue;
+            }
         };
-        if let Err(err) = result {
+        if let Err(err) = handle.ask(|reply| Event::Sync { reply }).await {
             failures.push(format!("repo {name}: {err}"));
+            continue;
+        }
+        // The remote after the local barrier: its failure is a warning, not a failed sync.
+        let remote = handle.clone();
+        let result = tokio::task::spawn_blocking(move || remote.sync_remote())
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(err) = result {
+            warnings.push(format!("remote of repo {name}: {err}"));
         }
     }
     if !failures.is_empty() {
@@ -33,6 +46,6 @@ pub async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult
     }
     Ok(SyncResult {
         repos: names,
-        warnings: Vec::new(),
+        warnings,
     })
 }
