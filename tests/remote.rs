@@ -105,6 +105,13 @@ fn a_push_lands_in_a_bare_repo_and_remote_commands_report_it() {
         &["merge-base", "--is-ancestor", before.trim(), "main"],
     );
 
+    // With no command at all, every `push_interval` seconds.
+    env.ok(&["config", "push_interval", "1"]);
+    std::fs::write(mounts[0].join("notes/b.md"), "backed up by itself\n").unwrap();
+    wait_for("the scheduled push", || {
+        remote_file(&bare, "main", "notes/b.md").as_deref() == Some("backed up by itself\n")
+    });
+
     // Bad URLs and unknown repos are refused in one line; nothing changes.
     for url in ["ftp://example.com/x.git", "", "https://"] {
         let err = env.fails(&["remote", "add", url]);
