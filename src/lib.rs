@@ -22,6 +22,7 @@
 //! - `mount`: the FUSE passthrough filesystem, its change reports, and the guarded updates
 //!   the sync engine makes through it.
 //! - `watch`: notify watchers on backing workspaces.
+//! - `service`: the daemon as a systemd user unit or launchd agent (`jjfs install`).
 //! - `config`, `paths`, `atomic_file`, `stamp`: state on disk.
 
 pub mod atomic_file;
@@ -33,6 +34,7 @@ pub mod paths;
 pub mod remote;
 pub mod repo;
 pub mod rpc;
+pub mod service;
 pub mod stamp;
 pub mod sync;
 pub mod watch;

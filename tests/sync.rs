@@ -458,4 +458,11 @@ fn edits_made_while_the_daemon_was_down_propagate_after_restart() {
         read(&mounts[1].join("keep.txt")).as_deref(),
         Some("before\n")
     );
+    // The recovery is told in human terms in the recent activity.
+    let verbose = env.ok(&["status", "--verbose"]);
+    assert!(verbose.contains("recent activity:"), "{verbose}");
+    assert!(
+        verbose.contains("made while jjfsd was not running"),
+        "{verbose}"
+    );
 }

@@ -8,6 +8,7 @@ use crate::daemon::lock::{DaemonLock, process_alive};
 use crate::paths::Paths;
 use crate::rpc::Client;
 use crate::rpc::client::ClientError;
+use crate::service;
 
 pub const NO_AUTOSTART_ENV: &str = "JJFS_NO_AUTOSTART";
 
@@ -50,9 +51,33 @@ pub fn try_connect(paths: &Paths) -> anyhow::Result<Option<Client>> {
     }
 }
 
+/// Starts the daemon through the installed service when there is one (so that two daemons
+/// never race for the lock), else directly; returns its pid once it answers.
 pub fn start_daemon(paths: &Paths) -> anyhow::Result<u32> {
-    let pid = launch::start_detached(&launch::daemon_binary(), paths)?;
-    Ok(pid)
+    if let Some(manager) = service::installed(paths) {
+        manager.start()?;
+        return wait_ready(paths);
+    }
+    Ok(launch::start_detached(&launch::daemon_binary(), paths)?)
+}
+
+/// Waits until a daemon answers on the socket; its pid.
+pub fn wait_ready(paths: &Paths) -> anyhow::Result<u32> {
+    let deadline = std::time::Instant::now() + launch::READY_TIMEOUT;
+    loop {
+        if let Some(mut client) = try_connect(paths)? {
+            return Ok(client.handshake()?.pid);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "jjfsd did not answer on {} within {} s; see {}",
+                paths.socket().display(),
+                launch::READY_TIMEOUT.as_secs(),
+                paths.log().display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn autostart_disabled() -> bool {

@@ -12,6 +12,9 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let pid = super::connect::start_daemon(&paths)?;
-    println!("jjfsd started (pid {pid})");
+    match crate::service::installed(&paths) {
+        Some(manager) => println!("jjfsd started by the {manager} service (pid {pid})"),
+        None => println!("jjfsd started (pid {pid})"),
+    }
     Ok(())
 }

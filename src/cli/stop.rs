@@ -4,6 +4,7 @@ use anyhow::bail;
 use clap::Parser;
 
 use crate::daemon::lock::{DaemonLock, process_alive};
+use crate::paths::Paths;
 use crate::rpc::client::ClientError;
 use crate::rpc::methods;
 
@@ -18,6 +19,23 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     let paths = super::connect::paths()?;
     let Some(mut client) = super::connect::try_connect(&paths)? else {
         println!("jjfsd is not running");
+        return Ok(());
+    };
+    let pid = client.handshake()?.pid;
+    drop(client);
+    // Through the service manager, which would otherwise count the exit as its own to handle;
+    // a daemon started directly meanwhile is asked itself.
+    if let Some(manager) = crate::service::installed(&paths) {
+        manager.stop()?;
+    }
+    stop_direct(&paths)?;
+    println!("jjfsd stopped (pid {pid})");
+    Ok(())
+}
+
+/// Asks a running daemon to shut down and waits until it is gone.
+pub fn stop_direct(paths: &Paths) -> anyhow::Result<()> {
+    let Some(mut client) = super::connect::try_connect(paths)? else {
         return Ok(());
     };
     let pid = client.handshake()?.pid;
@@ -37,6 +55,5 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("jjfsd stopped (pid {pid})");
     Ok(())
 }

@@ -12,6 +12,9 @@ const DYING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Debug)]
 pub struct DaemonLock {
     file: File,
+    /// The pid a previous daemon left in the file: it did not stop cleanly (a crash or
+    /// `kill -9`), since a clean stop empties the file.
+    pub unclean_predecessor: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +66,15 @@ impl DaemonLock {
                 Err(TryLockError::Error(source)) => return Err(io(source)),
             }
         }
+        let unclean_predecessor = read_pid(&mut file);
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         writeln!(file, "{}", std::process::id()).map_err(io)?;
         file.sync_all().map_err(io)?;
-        Ok(Self { file })
+        Ok(Self {
+            file,
+            unclean_predecessor,
+        })
     }
 
     /// The pid of the daemon holding the lock at `path`, or None when no daemon holds it.
@@ -82,7 +89,10 @@ impl DaemonLock {
 }
 
 impl Drop for DaemonLock {
+    /// A clean stop: the pid goes (so the next daemon knows), then the lock.
     fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.sync_all();
         let _ = self.file.unlock();
     }
 }

@@ -15,11 +15,28 @@ use tracing_subscriber::util::SubscriberInitExt;
 pub const MAX_LOG_BYTES: u64 = 8 << 20;
 const KEEP_ROTATED: u32 = 2;
 
-/// Installs the global subscriber. `JJFS_LOG` (an `EnvFilter` string) sets the level.
+/// What the libraries may log at levels up to `info`: jj-lib logs every lock it takes, and
+/// fuser a failed unmount of a mount the daemon had already detached.
+const QUIET_LIBRARIES: &str = "jj_lib=warn,fuser=warn,fuser::mnt=error";
+
+/// The log filter: `JJFS_LOG` (an `EnvFilter` string, or just a level), default `info`.
+fn filter() -> EnvFilter {
+    let wanted = std::env::var("JJFS_LOG").unwrap_or_default();
+    let wanted = wanted.trim();
+    let directives = match wanted {
+        "" => format!("info,{QUIET_LIBRARIES}"),
+        "error" | "warn" | "info" => format!("{wanted},{QUIET_LIBRARIES}"),
+        // `debug`, `trace` or a full filter: as given.
+        other => other.to_owned(),
+    };
+    EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET_LIBRARIES}")))
+}
+
+/// Installs the global subscriber.
 pub fn init(log_path: &Path) -> std::io::Result<()> {
     let file = RotatingFile::open(log_path.to_owned(), MAX_LOG_BYTES)?;
-    let filter = EnvFilter::try_from_env("JJFS_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,jj_lib=warn,fuser=warn"));
+    let filter = filter();
     tracing_subscriber::registry()
         .with(filter)
         // Both layers share span fields formatted once, so neither may add colour codes.

@@ -74,6 +74,13 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
     logging::init(&paths.log())
         .with_context(|| format!("cannot open {}", paths.log().display()))?;
     let config = Config::load(&paths.config())?;
+    if let Some(pid) = lock.unclean_predecessor {
+        tracing::warn!(
+            "recovering: the previous jjfsd (pid {pid}) did not stop cleanly; its mounts were \
+             cleaned up, every mount in config is mounted again and rescanned, and edits made \
+             meanwhile are synced"
+        );
+    }
     let watchdog = watchdog::Watchdog::start(&paths)
         .map_err(|e| tracing::warn!("cannot start the watchdog: {e}"))
         .ok();
@@ -103,7 +110,10 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
             silence_stderr();
         }
         let serving = tokio::spawn(server::serve(daemon.clone(), listener));
+        // Under systemd (Type=notify): `systemctl start` returns now, with the mounts back.
+        notify_service(&[sd_notify::NotifyState::Ready]);
         wait_for_shutdown(&daemon).await;
+        notify_service(&[sd_notify::NotifyState::Stopping]);
         serving.abort();
         daemon.stop_repos().await;
         anyhow::Ok(())
@@ -115,6 +125,15 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
     tracing::info!("jjfsd stopped");
     drop(lock);
     Ok(())
+}
+
+/// Tells systemd about the daemon's state when it runs as a `Type=notify` service.
+fn notify_service(state: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(err) = sd_notify::notify(state)
+    {
+        tracing::warn!("cannot notify systemd: {err}");
+    }
 }
 
 async fn wait_for_shutdown(daemon: &Daemon) {

@@ -145,10 +145,14 @@ impl Worker {
             Ok(()) => {
                 if self.schedule.is_failing() {
                     tracing::info!(repo = %self.settings.name, "remote {url} works again");
+                    self.record(format!("remote {url} works again"));
                 }
                 self.schedule.succeeded(now);
             }
             Err(err) => {
+                if !self.schedule.is_failing() {
+                    self.record(format!("remote sync delayed: {err}"));
+                }
                 self.schedule.failed(err.clone(), now);
                 tracing::warn!(
                     repo = %self.settings.name,
@@ -172,7 +176,10 @@ impl Worker {
             self.status_mut(|s| s.last_fetch = Some(Utc::now()));
             self.integrate()?;
             match git::push(&root, &self.user_settings, &trunk).map_err(|e| e.to_string())? {
-                Pushed::Pushed | Pushed::UpToDate => {
+                pushed @ (Pushed::Pushed | Pushed::UpToDate) => {
+                    if pushed == Pushed::Pushed {
+                        self.record(format!("pushed {trunk} to {url}"));
+                    }
                     self.status_mut(|s| s.last_push = Some(Utc::now()));
                     return Ok(());
                 }
@@ -197,6 +204,13 @@ impl Worker {
     fn status_mut(&self, change: impl FnOnce(&mut crate::sync::status::RemoteStatus)) {
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut status.remote);
+    }
+
+    fn record(&self, line: String) {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(line);
     }
 
     fn publish(&self) {

@@ -91,7 +91,13 @@ impl Actor {
         self.publish();
         ready();
         // Start: everything is rescanned, so that edits made while the daemon was down sync.
-        self.step();
+        let recovered = self.step_with(false);
+        if recovered > 0 {
+            let line =
+                format!("start: synced {recovered} change(s) made while jjfsd was not running");
+            tracing::info!(repo = %self.name, "{line}");
+            self.record(line);
+        }
         self.publish();
         loop {
             let deadline = self.next_deadline();
@@ -213,8 +219,13 @@ impl Actor {
         } else if let Err(err) = runtime.start(&self.tx) {
             runtime.problem = Some(err);
         }
-        if let Some(problem) = &runtime.problem {
-            tracing::warn!(repo = %self.name, mount = %config.path.display(), "unhealthy: {problem}");
+        match &runtime.problem {
+            Some(problem) => {
+                tracing::warn!(repo = %self.name, mount = %config.path.display(), "unhealthy: {problem}");
+            }
+            None => {
+                tracing::info!(repo = %self.name, mount = %config.path.display(), "mounted again")
+            }
         }
         self.mounts.insert(config.id, runtime);
     }
@@ -307,7 +318,8 @@ impl Actor {
     }
 
     /// A sync step; `always` runs it even with no mount (to settle trunk after a fetch).
-    fn step_with(&mut self, always: bool) {
+    /// Returns how many commits it made.
+    fn step_with(&mut self, always: bool) -> usize {
         self.retry = false;
         // Fences first, then every change report sent before them: the step sees each change
         // a fence counts, and guards against the rest.
@@ -351,12 +363,14 @@ impl Actor {
             });
         }
         if plans.is_empty() && !always {
-            return;
+            return 0;
         }
         let started = Instant::now();
         let report = self.repo.sync(plans, self.repo.settings().signature());
+        let commits = report.commits;
         self.apply(report, taken, started);
         release_freed_memory();
+        commits
     }
 
     /// Takes in the change reports already sent; commands wait for the step to end.

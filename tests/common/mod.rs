@@ -178,7 +178,8 @@ pub use jjfs::daemon::lock::process_alive;
 
 /// Mount points at or below `dir`, in /proc/mounts order.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    // This thread's view: a test may run in a mount namespace of its own.
+    let text = std::fs::read_to_string("/proc/thread-self/mounts").unwrap_or_default();
     text.lines()
         .filter_map(|line| line.split(' ').nth(1))
         .map(|p| PathBuf::from(p.replace("\\040", " ")))
