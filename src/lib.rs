@@ -22,6 +22,8 @@
 //! - `mount`: the FUSE passthrough filesystem, its change reports, and the guarded updates
 //!   the sync engine makes through it.
 //! - `watch`: notify watchers on backing workspaces.
+//! - `history`: the history commands' points in time, paths and diffs (what they read and
+//!   write in the repo is in `repo/history.rs`, run on the sync actor).
 //! - `service`: the daemon as a systemd user unit or launchd agent (`jjfs install`).
 //! - `config`, `paths`, `atomic_file`, `stamp`: state on disk.
 
@@ -29,6 +31,7 @@ pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod history;
 pub mod mount;
 pub mod paths;
 pub mod remote;

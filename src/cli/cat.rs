@@ -1,15 +1,17 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use base64::Engine as _;
 use clap::Parser;
 
-use crate::rpc::methods;
+use crate::rpc::methods::{self, CatResult};
 
 /// Print a file as it was at WHEN.
 #[derive(Debug, Parser)]
 pub struct Args {
+    /// A file: relative to the current directory inside a mount, or a repo path with --repo.
     path: PathBuf,
-    /// A commit or change id from `jjfs log`, an RFC 3339 time, or a relative time (10m, 2h).
+    /// A change or commit id from `jjfs log`, an RFC 3339 time, or a relative time (10m, 2h).
     #[arg(long, value_name = "WHEN")]
     at: String,
     #[arg(long)]
@@ -20,7 +22,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut params = super::history::params(args.repo, &[args.path])?;
     params.at = Some(args.at);
     let mut client = super::connect()?;
-    let content: String = client.call(methods::CAT, params)?;
-    std::io::stdout().write_all(content.as_bytes())?;
-    Ok(())
+    let result: CatResult = client.call(methods::CAT, params)?;
+    let bytes = match (result.text, result.base64) {
+        (Some(text), _) => text.into_bytes(),
+        (None, Some(encoded)) => base64::engine::general_purpose::STANDARD.decode(encoded)?,
+        (None, None) => Vec::new(),
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(&bytes).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }

@@ -2,13 +2,17 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::rpc::methods;
+use crate::rpc::methods::{self, DiffResult};
 
 /// Show what changed in a file or folder between two points in its history, as a unified diff.
+///
+/// Without --from and --to: the last change to PATH.
 #[derive(Debug, Parser)]
 pub struct Args {
+    /// A file or folder: relative to the current directory inside a mount, or a repo path
+    /// with --repo.
     path: PathBuf,
-    /// Start point (default: the change before --to).
+    /// Start point (default: just before the last change to PATH up to --to).
     #[arg(long, value_name = "WHEN")]
     from: Option<String>,
     /// End point (default: now).
@@ -16,6 +20,9 @@ pub struct Args {
     to: Option<String>,
     #[arg(long)]
     repo: Option<String>,
+    /// Print JSON (the shape is documented in README).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -23,7 +30,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     params.from = args.from;
     params.to = args.to;
     let mut client = super::connect()?;
-    let diff: String = client.call(methods::DIFF, params)?;
-    print!("{diff}");
-    Ok(())
+    let result: DiffResult = client.call(methods::DIFF, params)?;
+    if args.json {
+        return super::output::print_json(&result);
+    }
+    super::output::paged(&result.diff)
 }

@@ -2,24 +2,47 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::rpc::methods;
+use super::history::{file_text, point_text};
+use crate::rpc::methods::{self, ChangeResult};
 
 /// Bring files or folders back as they were at WHEN, as a new change in every mount.
+///
+/// A folder comes back whole: files added in it since WHEN go. The restore is a change like
+/// any other: `jjfs undo` takes it back.
 #[derive(Debug, Parser)]
 pub struct Args {
+    /// Files or folders: relative to the current directory inside a mount, or repo paths
+    /// with --repo.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// A change or commit id from `jjfs log`, an RFC 3339 time, or a relative time (10m, 2h).
     #[arg(long, value_name = "WHEN")]
     at: String,
     #[arg(long)]
     repo: Option<String>,
+    /// Print JSON (the shape is documented in README).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut params = super::history::params(args.repo, &args.paths)?;
     params.at = Some(args.at);
     let mut client = super::connect()?;
-    let result: serde_json::Value = client.call(methods::RESTORE, params)?;
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    let result: ChangeResult = client.call(methods::RESTORE, params)?;
+    if args.json {
+        return super::output::print_json(&result);
+    }
+    let at = result.at.as_ref().map(point_text).unwrap_or_default();
+    match &result.change {
+        None => println!("nothing to restore: already as at {at}"),
+        Some(change) => {
+            println!("restored as at {at}, as change {}:", change.change);
+            for file in &result.files {
+                println!("    {}", file_text(file));
+            }
+            println!("(`jjfs undo` takes it back)");
+        }
+    }
     Ok(())
 }

@@ -37,9 +37,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(commits) = repo.history_commits {
             let size = repo
                 .history_bytes
-                .map(|b| format!(", {:.1} MiB on disk", b as f64 / 1048576.0))
+                .map(|b| format!(", {} on disk", output::size(b)))
                 .unwrap_or_default();
-            println!("  history: {commits} commits{size}");
+            println!("  history: {commits} changes{size}");
         }
         match (&repo.remote, repo.remote_state) {
             (None, _) => println!(

@@ -138,7 +138,6 @@ impl Daemon {
         }
     }
 
-    /// The actor of a repo, or a clear error for an unknown one.
     /// The settings of repo `name`, as config.json has them now.
     pub fn repo_config(&self, name: &str) -> Result<RepoConfig, RpcError> {
         self.config()
@@ -148,6 +147,7 @@ impl Daemon {
             .ok_or_else(|| unknown_repo(name))
     }
 
+    /// The actor of a repo, or a clear error for an unknown one.
     pub fn repo(&self, name: &str) -> Result<Arc<SyncHandle>, RpcError> {
         if let Some(handle) = self.lock_repos().get(name) {
             return Ok(handle.clone());

@@ -8,6 +8,7 @@
 pub mod checkout;
 pub mod create;
 pub mod git;
+pub mod history;
 pub mod ignores;
 pub mod settings;
 
@@ -40,6 +41,9 @@ pub enum RepoError {
     /// A check-out met a file a user changed meanwhile; nothing of theirs was touched.
     #[error("a user changed {0} during the update; it will be retried")]
     Busy(String),
+    /// A request that cannot be done as asked (an unknown path or id); nothing was changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl RepoError {

@@ -30,6 +30,8 @@ pub struct Repository {
     tree_settings: TreeStateSettings,
     pub(super) repo: Arc<ReadonlyRepo>,
     pub(super) trunk: String,
+    /// Trunk's commit and how many changes it holds (see `history_len`).
+    pub(super) history_len_cache: Option<(jj_lib::backend::CommitId, u64)>,
 }
 
 /// The jj workspace name of a mount.
@@ -56,6 +58,7 @@ impl Repository {
             tree_settings,
             repo,
             trunk: trunk.to_owned(),
+            history_len_cache: None,
         })
     }
 
@@ -73,6 +76,11 @@ impl Repository {
 
     pub fn settings(&self) -> &UserSettings {
         &self.settings
+    }
+
+    /// How conflicts are written into files (jj's `ui.conflict-marker-style`).
+    pub(super) fn conflict_marker_style(&self) -> jj_lib::conflicts::ConflictMarkerStyle {
+        self.tree_settings.conflict_marker_style
     }
 
     /// The repo at its latest operation, merging concurrent operations (from the jj CLI,

@@ -215,3 +215,105 @@ pub struct HistoryParams {
     #[serde(default)]
     pub cwd: Option<PathBuf>,
 }
+
+/// A point in a repo's history: the state right after one trunk change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Point {
+    /// The commit id (hex), shortened.
+    pub commit: String,
+    /// The change id (jj's reverse hex), shortened; stays the same when a commit is rebased.
+    pub change: String,
+    /// When the change was synced (RFC 3339, UTC).
+    pub time: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    Added,
+    Modified,
+    Deleted,
+    Renamed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileChange {
+    /// Repo path, `/`-separated.
+    pub path: String,
+    pub status: FileStatus,
+    /// The old path of a renamed file.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The file is conflicted after this change.
+    #[serde(default)]
+    pub conflict: bool,
+}
+
+/// One change on trunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogEntry {
+    #[serde(flatten)]
+    pub point: Point,
+    /// The mount it was synced from (absolute path), when it came from one.
+    pub mount: Option<String>,
+    /// That mount's id.
+    pub mount_id: Option<String>,
+    /// The first line of its description.
+    pub description: String,
+    pub files: Vec<FileChange>,
+    /// It left a conflict in one of its files.
+    pub conflict: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogResult {
+    pub repo: String,
+    /// The repo path the log is about ("" for the whole repo).
+    pub path: String,
+    /// Newest first.
+    pub entries: Vec<LogEntry>,
+    /// More entries exist beyond `limit`.
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatResult {
+    pub repo: String,
+    pub path: String,
+    pub at: Point,
+    /// The content when it is UTF-8 text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The content, base64, when it is not.
+    #[serde(default)]
+    pub base64: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiffResult {
+    pub repo: String,
+    pub path: String,
+    pub from: Point,
+    pub to: Point,
+    /// A unified diff, as `git diff` prints it; empty when nothing changed.
+    pub diff: String,
+}
+
+/// What `restore` and `undo` added to trunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeResult {
+    pub repo: String,
+    /// The new change (None when there was nothing to change).
+    pub change: Option<Point>,
+    /// restore: the state the paths were brought back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Point>,
+    /// restore: the repo paths restored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// undo: the changes reverted, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverted: Vec<LogEntry>,
+    /// The files the new change touched.
+    pub files: Vec<FileChange>,
+}

@@ -11,11 +11,12 @@ use chrono::Utc;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use uuid::Uuid;
 
-use super::Event;
 use super::debounce::{Debounce, QUIET};
 use super::mounts::{MountGuard, MountRuntime, Planned, ScanFilter};
 use super::status::SharedStatus;
+use super::{Event, HistoryAnswer};
 use crate::config::{MountConfig, RepoConfig};
+use crate::history;
 use crate::mount::{self, Updater};
 use crate::repo::ignores::IgnoreRules;
 use crate::repo::repository::Repository;
@@ -189,6 +190,9 @@ impl Actor {
                 self.step_with(true);
                 let _ = reply.send(Ok(()));
             }
+            Event::History { request, reply } => {
+                let _ = reply.send(self.history(request));
+            }
             Event::Configure(config) => self.configure(config),
             Event::Shutdown { reply } => {
                 self.shutdown();
@@ -282,6 +286,46 @@ impl Actor {
         }
         self.next_rescan = Instant::now() + rescan_interval(&config);
         self.config = config;
+    }
+
+    /// Answers a history command. Reads see every change already reported; a restore or an
+    /// undo first syncs every mount, so that it acts on what users see, and is checked out
+    /// in every mount before it answers.
+    fn history(&mut self, request: history::Request) -> Result<HistoryAnswer, String> {
+        use history::Request;
+        if request.writes() {
+            if let Err(err) = self.barrier() {
+                tracing::warn!(repo = %self.name, "before a history change: {err}");
+            }
+        } else if self.mounts.values().any(MountRuntime::has_pending) {
+            self.step();
+        }
+        let repo = &mut self.repo;
+        let answer = match request {
+            Request::Log { path, since, limit } => repo
+                .log(path.as_deref(), since.as_ref(), limit)
+                .map(HistoryAnswer::Log),
+            Request::Cat { path, at } => repo.cat(&path, &at).map(HistoryAnswer::Cat),
+            Request::Diff { path, from, to } => repo
+                .diff(&path, from.as_ref(), to.as_ref())
+                .map(HistoryAnswer::Diff),
+            Request::Restore { paths, at } => repo.restore(&paths, &at).map(HistoryAnswer::Changed),
+            Request::Undo { count } => repo.undo(count).map(HistoryAnswer::Changed),
+        }
+        .map_err(|e| e.to_string())?;
+        if let HistoryAnswer::Changed(changed) = &answer
+            && let Some(change) = &changed.change
+        {
+            let what = if changed.reverted.is_empty() {
+                format!("restored {}", changed.paths.join(", "))
+            } else {
+                format!("undid {} change(s)", changed.reverted.len())
+            };
+            tracing::info!(repo = %self.name, "{what} as change {}", change.change);
+            self.record(format!("{what} as change {}", change.change));
+            self.step_with(true);
+        }
+        Ok(answer)
     }
 
     /// Syncs everything now (full scans) until no user write interrupts it.
@@ -463,11 +507,13 @@ impl Actor {
     }
 
     /// Publishes the mounts' health and the repo's conflicts for `status` and `list`.
-    fn publish(&self) {
+    fn publish(&mut self) {
         let conflicts = self.repo.trunk_conflicts();
+        let history_len = self.repo.history_len();
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         status.mounts = self.mounts.values().map(MountRuntime::status).collect();
         status.conflicts = conflicts;
+        status.history_commits = history_len;
         let mut skipped: BTreeMap<String, String> = BTreeMap::new();
         for m in self.mounts.values() {
             for (path, why) in m.skipped() {

@@ -57,10 +57,24 @@ pub enum Event {
     Sync {
         reply: Reply<()>,
     },
+    /// A history command (`log`, `cat`, `diff`, `restore`, `undo`).
+    History {
+        request: crate::history::Request,
+        reply: Reply<HistoryAnswer>,
+    },
     Configure(RepoConfig),
     Shutdown {
         reply: Reply<()>,
     },
+}
+
+/// What a history command answers.
+#[derive(Debug)]
+pub enum HistoryAnswer {
+    Log(crate::rpc::methods::LogResult),
+    Cat(crate::rpc::methods::CatResult),
+    Diff(crate::rpc::methods::DiffResult),
+    Changed(crate::rpc::methods::ChangeResult),
 }
 
 /// The daemon's handle on one repo's actor and its remote worker.

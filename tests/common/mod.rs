@@ -74,12 +74,26 @@ impl TestEnv {
 
     /// Runs `jjfs ARGS` and returns its output, whatever the exit status.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.jjfs_cmd().args(args).output().unwrap()
+        self.run_in(&self.work(), args)
+    }
+
+    /// Runs `jjfs ARGS` with `dir` as the current directory.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.jjfs_cmd()
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
     }
 
     /// Runs `jjfs ARGS`, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_in(&self.work(), args)
+    }
+
+    /// Runs `jjfs ARGS` in `dir`, asserts success, returns stdout.
+    pub fn ok_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run_in(dir, args);
         assert!(
             out.status.success(),
             "jjfs {args:?} failed ({}):\nstdout: {}\nstderr: {}\nsync.log ends:\n{}",
@@ -100,13 +114,23 @@ impl TestEnv {
 
     /// Runs `jjfs ARGS`, asserts failure, returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.fails_in(&self.work(), args)
+    }
+
+    /// Runs `jjfs ARGS` in `dir`, asserts failure, returns stderr.
+    pub fn fails_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run_in(dir, args);
         assert!(
             !out.status.success(),
             "jjfs {args:?} succeeded but should fail:\nstdout: {}",
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Parses `jjfs ARGS` stdout, run in `dir`, as JSON.
+    pub fn json_in(&self, dir: &Path, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok_in(dir, args)).unwrap()
     }
 
     /// Parses `jjfs ARGS` stdout as JSON.

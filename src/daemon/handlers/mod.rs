@@ -2,6 +2,7 @@
 //! do the work (through the repo's sync actor, or a blocking thread), encode the result.
 
 mod config;
+mod history;
 mod init;
 mod mounts;
 mod remote;
@@ -36,7 +37,7 @@ pub async fn dispatch(
         LIST_MOUNTS => reply(ListResult {
             mounts: mounts::list(daemon),
         }),
-        STATUS => reply(status::status(daemon, decode_or_default(params)?)),
+        STATUS => reply(status::status(daemon, decode_or_default(params)?).await),
         SYNC => reply(sync::sync(daemon, decode_or_default(params)?).await?),
         CONFIG => reply(config::config(daemon, decode_or_default(params)?).await?),
         SHUTDOWN => {
@@ -61,11 +62,9 @@ pub async fn dispatch(
             .await?,
         ),
         REMOTE_SHOW => reply(remote::show(daemon, decode(params)?)?),
-        LOG => Err(RpcError::not_implemented("log")),
-        CAT => Err(RpcError::not_implemented("cat")),
-        DIFF => Err(RpcError::not_implemented("diff")),
-        RESTORE => Err(RpcError::not_implemented("restore")),
-        UNDO => Err(RpcError::not_implemented("undo")),
+        LOG | CAT | DIFF | RESTORE | UNDO => {
+            history::run(daemon, method, decode_or_default(params)?).await
+        }
         other => Err(RpcError::new(
             ErrorCode::MethodNotFound,
             format!("unknown method {other:?}"),

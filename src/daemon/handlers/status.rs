@@ -6,8 +6,22 @@ use crate::rpc::methods::{
     DaemonInfo, RemoteState, RepoStatus, Skipped, StatusParams, StatusResult,
 };
 
-pub fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
+pub async fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
     let config = daemon.config();
+    let roots: Vec<(String, std::path::PathBuf)> = config
+        .repos
+        .iter()
+        .map(|(name, repo)| (name.clone(), crate::repo::create::repo_dir(&repo.path)))
+        .collect();
+    // Walking the stores reads many directory entries: off the async workers.
+    let sizes: std::collections::HashMap<String, u64> = tokio::task::spawn_blocking(move || {
+        roots
+            .into_iter()
+            .map(|(name, dir)| (name, disk_usage(&dir)))
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
     let handles: std::collections::HashMap<String, _> = daemon.repo_handles().into_iter().collect();
     let mut recent = Vec::new();
     let repos = config
@@ -46,7 +60,7 @@ pub fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
                     .collect(),
                 last_sync: rfc3339(live.last_sync),
                 history_commits: live.history_commits,
-                history_bytes: None,
+                history_bytes: sizes.get(name).copied(),
             }
         })
         .collect();
@@ -61,4 +75,23 @@ pub fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
         mounts: super::mounts::list(daemon),
         recent,
     }
+}
+
+/// Bytes the files under `dir` take on disk (not following symlinks).
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => stack.push(entry.path()),
+                Ok(meta) => total += std::os::unix::fs::MetadataExt::blocks(&meta) * 512,
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
