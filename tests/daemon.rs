@@ -168,13 +168,6 @@ fn a_corrupt_config_is_reported_and_left_as_it_was() {
 }
 
 #[test]
-fn unbuilt_commands_say_so() {
-    let env = TestEnv::new();
-    let stderr = env.fails(&["install"]);
-    assert_eq!(stderr.trim_end(), "error: install is not implemented yet");
-}
-
-#[test]
 fn every_command_has_help() {
     let env = TestEnv::new();
     for cmd in [

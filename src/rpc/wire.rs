@@ -114,13 +114,6 @@ impl RpcError {
         Self::new(ErrorCode::Failed, message)
     }
 
-    pub fn not_implemented(command: &str) -> Self {
-        Self::new(
-            ErrorCode::NotImplemented,
-            format!("{command} is not implemented yet"),
-        )
-    }
-
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidParams, message)
     }
