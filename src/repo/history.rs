@@ -1,6 +1,5 @@
-//! Reading and adding to a repo's history: the changes on trunk (newest first), a file at a
-//! point in time, the difference between two points, and new changes that restore paths or
-//! revert the last changes. History is only ever added to, never rewritten.
+//! Reading a repo's history: the changes on trunk (newest first), a file at a point in time,
+//! the difference between two points. Adding to it is `revert.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,8 +16,6 @@ use jj_lib::conflicts::{
 use jj_lib::matchers::{EverythingMatcher, Matcher, PrefixMatcher};
 use jj_lib::merged_tree::MergedTree;
 use jj_lib::object_id::{HexPrefix, ObjectId as _, PrefixResolution};
-use jj_lib::op_store::RefTarget;
-use jj_lib::ref_name::RefName;
 use jj_lib::repo::{ReadonlyRepo, Repo as _};
 use jj_lib::repo_path::{RepoPath, RepoPathBuf};
 use jj_lib::revset::ResolvedRevsetExpression;
@@ -27,7 +24,7 @@ use super::repository::Repository;
 use super::{RepoError, block_on};
 use crate::history::When;
 use crate::rpc::methods::{
-    CatResult, ChangeResult, DiffResult, FileChange, FileStatus, LogEntry, LogResult, Point,
+    CatResult, DiffResult, FileChange, FileStatus, LogEntry, LogResult, Point,
 };
 
 /// Characters of the ids shown (jj shows 12 too).
@@ -37,7 +34,7 @@ const SHOWN_ID_LEN: usize = 12;
 const SYNC_PREFIX: &str = "jjfs: sync from ";
 const MOUNT_TRAILER: &str = "Jjfs-Mount: ";
 
-fn refused(message: impl Into<String>) -> RepoError {
+pub(super) fn refused(message: impl Into<String>) -> RepoError {
     RepoError::Refused(message.into())
 }
 
@@ -193,130 +190,6 @@ impl Repository {
         })
     }
 
-    /// `jjfs restore`: a new change on trunk in which `paths` are as they were at `at`.
-    pub fn restore(&mut self, paths: &[String], at: &When) -> Result<ChangeResult, RepoError> {
-        let repo = self.head()?;
-        let source = self.resolve(&repo, at)?;
-        let tip = self.trunk_tip(&repo)?;
-        let prefixes: Vec<RepoPathBuf> = paths
-            .iter()
-            .map(|p| repo_path(p))
-            .collect::<Result<_, _>>()?;
-        for prefix in &prefixes {
-            let then = self.content(&source.tree(), prefix)?;
-            let now = self.content(&tip.tree(), prefix)?;
-            if matches!((then, now), (Content::Absent, Content::Absent)) {
-                return Err(refused(format!(
-                    "{} is not in repo {} now and was not at {at}; see `jjfs log`",
-                    shown(prefix),
-                    self.name
-                )));
-            }
-        }
-        let matcher = PrefixMatcher::new(&prefixes);
-        let tree = block_on(jj_lib::rewrite::restore_tree(
-            &source.tree(),
-            &tip.tree(),
-            "restored".to_owned(),
-            "trunk".to_owned(),
-            &matcher,
-        ))
-        .map_err(RepoError::jj)?;
-        let shown_paths: Vec<String> = prefixes.iter().map(shown).collect();
-        let message = format!(
-            "jjfs: restore {} as at {}\n\nJjfs-Restored-From: {}\nJjfs-Repo: {}\n",
-            shown_paths.join(", "),
-            short(&source.id().hex()),
-            source.id().hex(),
-            self.name
-        );
-        let change = self.commit_on_trunk(&tip, tree, &message)?;
-        let files = match &change {
-            Some(commit) => changed_files(self.current().as_ref(), commit, &EverythingMatcher)?,
-            None => Vec::new(),
-        };
-        Ok(ChangeResult {
-            repo: self.name.clone(),
-            change: change.as_ref().map(point),
-            at: Some(point(&source)),
-            paths: prefixes
-                .iter()
-                .map(|p| p.as_internal_file_string().to_owned())
-                .collect(),
-            reverted: Vec::new(),
-            files,
-        })
-    }
-
-    /// `jjfs undo`: a new change on trunk that reverts the last `count` changes.
-    pub fn undo(&mut self, count: usize) -> Result<ChangeResult, RepoError> {
-        if count == 0 {
-            return Err(refused(
-                "nothing to undo: give a number of changes of 1 or more",
-            ));
-        }
-        let repo = self.head()?;
-        let tip = self.trunk_tip(&repo)?;
-        let mut reverted = Vec::with_capacity(count);
-        for commit in self.trunk_changes(&repo)?.take(count) {
-            reverted.push(commit?);
-        }
-        if reverted.len() < count {
-            return Err(refused(format!(
-                "repo {} has only {} change(s) to undo",
-                self.name,
-                reverted.len()
-            )));
-        }
-        // Newest first: each revert applies (change → its parents) onto what is there.
-        let mut tree = tip.tree();
-        for commit in &reverted {
-            let parents = block_on(commit.parent_tree(repo.as_ref())).map_err(RepoError::jj)?;
-            tree = block_on(MergedTree::merge(jj_lib::merge::Merge::from_vec(vec![
-                (tree, "trunk".to_owned()),
-                (commit.tree(), "reverted change".to_owned()),
-                (parents, "before it".to_owned()),
-            ])))
-            .map_err(RepoError::jj)?;
-        }
-        let list: Vec<String> = reverted
-            .iter()
-            .map(|c| format!("{} {}", short(&c.change_id().reverse_hex()), first_line(c)))
-            .collect();
-        let message = format!(
-            "jjfs: undo {count} change(s)\n\n{}\n\nJjfs-Undone: {}\nJjfs-Repo: {}\n",
-            list.join("\n"),
-            reverted
-                .iter()
-                .map(|c| c.id().hex())
-                .collect::<Vec<_>>()
-                .join(" "),
-            self.name
-        );
-        let change = self.commit_on_trunk(&tip, tree, &message)?;
-        let files = match &change {
-            Some(commit) => changed_files(self.current().as_ref(), commit, &EverythingMatcher)?,
-            None => Vec::new(),
-        };
-        let reverted = reverted
-            .iter()
-            .map(|c| {
-                Ok(log_entry(
-                    c,
-                    changed_files(repo.as_ref(), c, &EverythingMatcher)?,
-                ))
-            })
-            .collect::<Result<_, RepoError>>()?;
-        Ok(ChangeResult {
-            repo: self.name.clone(),
-            change: change.as_ref().map(point),
-            at: None,
-            paths: Vec::new(),
-            reverted,
-            files,
-        })
-    }
-
     /// How many changes trunk holds (cached per trunk commit: counting walks the index).
     pub fn history_len(&mut self) -> Option<u64> {
         let repo = self.current().clone();
@@ -341,41 +214,8 @@ impl Repository {
         Some(len)
     }
 
-    /// Adds a commit with `tree` on top of trunk (`tip`) and moves trunk to it; None when
-    /// `tree` is what trunk has already. The sync step then checks it out in every mount.
-    fn commit_on_trunk(
-        &mut self,
-        tip: &Commit,
-        tree: MergedTree,
-        message: &str,
-    ) -> Result<Option<Commit>, RepoError> {
-        if tree.tree_ids_and_labels() == tip.tree().tree_ids_and_labels() {
-            return Ok(None);
-        }
-        let repo = self.head()?;
-        let now = self.settings().signature();
-        let mut tx = repo.start_transaction();
-        let commit = block_on(
-            tx.repo_mut()
-                .new_commit(vec![tip.id().clone()], tree)
-                .set_description(message)
-                .set_author(now.clone())
-                .set_committer(now)
-                .write(),
-        )
-        .map_err(RepoError::jj)?;
-        tx.repo_mut().set_local_bookmark_target(
-            RefName::new(self.trunk_name()),
-            RefTarget::normal(commit.id().clone()),
-        );
-        let first = message.lines().next().unwrap_or_default().to_owned();
-        let repo = block_on(tx.commit(first)).map_err(RepoError::jj)?;
-        self.set_current(repo);
-        Ok(Some(commit))
-    }
-
     /// Trunk's commit, or a clear error when the bookmark is missing or conflicted.
-    fn trunk_tip(&self, repo: &ReadonlyRepo) -> Result<Commit, RepoError> {
+    pub(super) fn trunk_tip(&self, repo: &ReadonlyRepo) -> Result<Commit, RepoError> {
         self.trunk_commit(repo)?.ok_or_else(|| {
             refused(format!(
                 "the trunk bookmark {} of repo {} does not point at one commit; run `jjfs sync` and try again",
@@ -386,7 +226,7 @@ impl Repository {
     }
 
     /// Trunk and its ancestors, newest first (children before parents), without the root.
-    fn trunk_changes<'a>(
+    pub(super) fn trunk_changes<'a>(
         &self,
         repo: &'a Arc<ReadonlyRepo>,
     ) -> Result<impl Iterator<Item = Result<Commit, RepoError>> + 'a, RepoError> {
@@ -407,7 +247,11 @@ impl Repository {
 
     /// The commit WHEN names: by id, or the newest trunk change at or before a time (the
     /// root, where nothing exists yet, before the first one).
-    fn resolve(&self, repo: &Arc<ReadonlyRepo>, when: &When) -> Result<Commit, RepoError> {
+    pub(super) fn resolve(
+        &self,
+        repo: &Arc<ReadonlyRepo>,
+        when: &When,
+    ) -> Result<Commit, RepoError> {
         match when {
             When::Id(id) => self.resolve_id(repo, id),
             When::Time(time) => {
@@ -505,7 +349,7 @@ impl Repository {
 
     /// What `path` holds in `tree`: a file's bytes (conflicts with jj's markers, as the mounts
     /// show them; a symlink's target), a folder, or nothing.
-    fn content(&self, tree: &MergedTree, path: &RepoPath) -> Result<Content, RepoError> {
+    pub(super) fn content(&self, tree: &MergedTree, path: &RepoPath) -> Result<Content, RepoError> {
         if path.is_root() {
             return Ok(Content::Folder);
         }
@@ -547,7 +391,7 @@ impl Repository {
 }
 
 /// What a path holds at one point.
-enum Content {
+pub(super) enum Content {
     File(Vec<u8>),
     Folder,
     Absent,
@@ -563,7 +407,7 @@ impl Content {
 }
 
 /// The files `commit` changed (under `matcher`), renames found by identical content.
-fn changed_files(
+pub(super) fn changed_files(
     repo: &dyn jj_lib::repo::Repo,
     commit: &Commit,
     matcher: &dyn Matcher,
@@ -628,7 +472,7 @@ fn changed_files(
     Ok(files)
 }
 
-fn log_entry(commit: &Commit, files: Vec<FileChange>) -> LogEntry {
+pub(super) fn log_entry(commit: &Commit, files: Vec<FileChange>) -> LogEntry {
     let description = commit.description();
     let first = first_line(commit);
     let mount = first.strip_prefix(SYNC_PREFIX).map(str::to_owned);
@@ -646,11 +490,11 @@ fn log_entry(commit: &Commit, files: Vec<FileChange>) -> LogEntry {
     }
 }
 
-fn first_line(commit: &Commit) -> &str {
+pub(super) fn first_line(commit: &Commit) -> &str {
     commit.description().lines().next().unwrap_or_default()
 }
 
-fn point(commit: &Commit) -> Point {
+pub(super) fn point(commit: &Commit) -> Point {
     Point {
         commit: short(&commit.id().hex()),
         change: short(&commit.change_id().reverse_hex()),
@@ -658,7 +502,7 @@ fn point(commit: &Commit) -> Point {
     }
 }
 
-fn short(id: &str) -> String {
+pub(super) fn short(id: &str) -> String {
     id.chars().take(SHOWN_ID_LEN).collect()
 }
 
@@ -666,7 +510,7 @@ fn commit_time(commit: &Commit) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(commit.committer().timestamp.timestamp.0).unwrap_or_default()
 }
 
-fn repo_path(path: &str) -> Result<RepoPathBuf, RepoError> {
+pub(super) fn repo_path(path: &str) -> Result<RepoPathBuf, RepoError> {
     RepoPathBuf::from_internal_string(path).map_err(|e| refused(format!("{path}: {e}")))
 }
 
@@ -678,7 +522,7 @@ fn matcher_for(prefix: Option<&RepoPathBuf>) -> Box<dyn Matcher> {
 }
 
 /// A repo path as users read it ("." for the root).
-fn shown(path: impl AsRef<RepoPath>) -> String {
+pub(super) fn shown(path: impl AsRef<RepoPath>) -> String {
     let path = path.as_ref();
     if path.is_root() {
         ".".to_owned()

@@ -57,5 +57,6 @@ impl RepoError {
     }
 }
 pub mod repository;
+pub mod revert;
 pub mod sync;
 pub mod working_copy;
