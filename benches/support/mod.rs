@@ -72,9 +72,9 @@ impl Env {
         let _ = workspace_of;
         let repo = self.home().join("repos/default");
         let settings = jjfs::repo::user_settings(&jjfs::repo::Identity::from_env()).unwrap();
-        let repository =
+        let mut repository =
             jjfs::repo::repository::Repository::open("default", &repo, &settings, "main").unwrap();
-        repository.trunk_len().unwrap()
+        repository.history_len().unwrap() as usize
     }
 }
 

@@ -264,26 +264,6 @@ impl Repository {
 }
 
 impl Repository {
-    /// How many commits trunk has (all its ancestors but the root).
-    pub fn trunk_len(&self) -> Result<usize, RepoError> {
-        let Some(trunk) = self.trunk_commit(&self.repo)? else {
-            return Ok(0);
-        };
-        let root = self.repo.store().root_commit_id().clone();
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = vec![trunk.id().clone()];
-        while let Some(id) = stack.pop() {
-            if id == root || !seen.insert(id.clone()) {
-                continue;
-            }
-            let commit = self.repo.store().get_commit(&id).map_err(RepoError::jj)?;
-            stack.extend(commit.parent_ids().iter().cloned());
-        }
-        Ok(seen.len())
-    }
-}
-
-impl Repository {
     /// Whether the mount's working-copy commit tracks `path` or anything under it.
     pub fn tracks(&self, id: &Uuid, path: &Path) -> bool {
         let Ok(repo_path) = RepoPathBuf::from_relative_path(path) else {
