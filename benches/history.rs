@@ -1,6 +1,6 @@
 //! History commands on a repo with a long history: how long `log`, `cat --at`, `diff`,
 //! `restore` and `undo` take (each a real `jjfs` run against the daemon, median of several),
-//! and what the history costs on disk.
+//! and what the history costs on disk, before and after packing.
 //!
 //! `cargo bench --bench history` (as root). JJFS_BENCH_SAVES sets the length of the history
 //! (default 1,000 saves); JJFS_BENCH_DIR the disk (default /var/tmp).
@@ -44,6 +44,18 @@ fn main() {
         "history: {saves} saves of {NOTES} notes in {:.1} s; trunk has {} changes; the store grew by {:.1} MiB ({:.1} KiB a save)",
         started.elapsed().as_secs_f64(),
         status["history_commits"],
+        (history_bytes(&env) - size_before) as f64 / 1048576.0,
+        (history_bytes(&env) - size_before) as f64 / 1024.0 / saves as f64
+    );
+
+    // What packing (which the daemon runs by itself past git's gc.auto threshold) makes of it.
+    let root = env.home().join("repos/default");
+    let settings = jjfs::repo::user_settings(&jjfs::repo::Identity::from_env()).unwrap();
+    let started = Instant::now();
+    jjfs::repo::pack::pack(&root, &settings).unwrap();
+    println!(
+        "packed in {:.1} s: the store now takes {:.1} MiB ({:.1} KiB a save)",
+        started.elapsed().as_secs_f64(),
         (history_bytes(&env) - size_before) as f64 / 1048576.0,
         (history_bytes(&env) - size_before) as f64 / 1024.0 / saves as f64
     );

@@ -320,3 +320,36 @@ fn json_output_parses_with_the_documented_fields() {
     );
     assert_eq!(cat, "same content\n");
 }
+
+#[test]
+fn the_store_is_packed_when_loose_objects_pile_up_and_history_survives() {
+    let env = TestEnv::new().with_env("JJFS_PACK_AUTO", "1");
+    let mounts = env.with_mounts(2);
+    for i in 0..3 {
+        std::fs::write(mounts[0].join("note.md"), format!("version {i}\n")).unwrap();
+        env.ok(&["sync"]);
+    }
+    let git = env
+        .home()
+        .join("repos/default/.jj/repo/store/git/objects/pack");
+    common::wait_for("a pack file", || {
+        std::fs::read_dir(&git).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        })
+    });
+    common::wait_for("the pack to be reported", || {
+        env.ok(&["status", "--verbose"])
+            .contains("packed the store")
+    });
+    // Every version is still there, and syncing goes on.
+    let changes = changes_of(&env, &mounts[1], "note.md");
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert_eq!(
+        env.ok_in(&mounts[1], &["cat", "note.md", "--at", &changes[2]]),
+        "version 0\n"
+    );
+    std::fs::write(mounts[1].join("after.md"), "after packing\n").unwrap();
+    wait_content(&mounts[0].join("after.md"), "after packing\n");
+}

@@ -10,6 +10,7 @@ pub mod create;
 pub mod git;
 pub mod history;
 pub mod ignores;
+pub mod pack;
 pub mod settings;
 
 use std::path::PathBuf;

@@ -22,6 +22,7 @@ const CARRIED_ENV: &[&str] = &[
     "JJFS_LOG",
     "JJFS_NO_PASSTHROUGH",
     "JJFS_FUSE_THREADS",
+    "JJFS_PACK_AUTO",
     "JJ_USER",
     "JJ_EMAIL",
     "GIT_AUTHOR_NAME",

@@ -19,6 +19,7 @@ use crate::config::{MountConfig, RepoConfig};
 use crate::history;
 use crate::mount::{self, Updater};
 use crate::repo::ignores::IgnoreRules;
+use crate::repo::pack;
 use crate::repo::repository::Repository;
 use crate::repo::sync::FilesGuard;
 use crate::repo::sync::{SyncReport, WorkspacePlan};
@@ -30,6 +31,9 @@ const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 
 /// How often a `jjfs sync` retries a step that a user's concurrent write interrupted.
 const BARRIER_RETRIES: usize = 20;
+
+/// How often, at most, a repo that keeps changing is checked for loose objects to pack.
+const PACK_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
 pub struct Actor {
     name: String,
@@ -47,6 +51,11 @@ pub struct Actor {
     _operations: Option<Watcher>,
     /// Commands that arrived while a step drained change reports; they run next.
     stashed: VecDeque<Event>,
+    /// Packing of the store's loose objects (see `repo::pack`): when to look next, the
+    /// threshold (`JJFS_PACK_AUTO`, git's `gc.auto`; 0 turns it off), the running pack.
+    next_pack_check: Instant,
+    pack_threshold: usize,
+    packing: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Actor {
@@ -81,6 +90,12 @@ impl Actor {
             retry: false,
             _operations: operations,
             stashed: VecDeque::new(),
+            next_pack_check: Instant::now(),
+            pack_threshold: std::env::var("JJFS_PACK_AUTO")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(pack::DEFAULT_THRESHOLD),
+            packing: None,
         })
     }
 
@@ -493,10 +508,60 @@ impl Actor {
             );
             tracing::info!(repo = %self.name, "{line}");
             self.record(line);
-            let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-            status.last_sync = Some(Utc::now());
+            self.status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .last_sync = Some(Utc::now());
+            self.maybe_pack();
         }
         self.publish();
+    }
+
+    /// Packs the store on a thread of its own when loose objects have piled up; looks at
+    /// most every `PACK_CHECK_INTERVAL`, never while a pack runs.
+    fn maybe_pack(&mut self) {
+        let now = Instant::now();
+        if self.pack_threshold == 0
+            || now < self.next_pack_check
+            || self.packing.as_ref().is_some_and(|p| !p.is_finished())
+        {
+            return;
+        }
+        self.next_pack_check = now + PACK_CHECK_INTERVAL;
+        let root = self.config.path.clone();
+        if !pack::needs_packing(&root, self.pack_threshold) {
+            return;
+        }
+        let (name, settings, status) = (
+            self.name.clone(),
+            self.repo.settings().clone(),
+            self.status.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name(format!("pack-{name}"))
+            .spawn(move || {
+                let store = crate::repo::create::repo_dir(&root);
+                let before = pack::disk_usage(&store);
+                let started = Instant::now();
+                let line = match pack::pack(&root, &settings) {
+                    Ok(()) => format!(
+                        "packed the store in {:.1} s: {:.1} MiB on disk, was {:.1} MiB",
+                        started.elapsed().as_secs_f64(),
+                        pack::disk_usage(&store) as f64 / 1048576.0,
+                        before as f64 / 1048576.0
+                    ),
+                    Err(err) => format!("{err}; history is safe, jjfs tries again later"),
+                };
+                tracing::info!(repo = %name, "{line}");
+                status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record(line);
+            });
+        match thread {
+            Ok(thread) => self.packing = Some(thread),
+            Err(err) => tracing::warn!(repo = %self.name, "cannot start packing: {err}"),
+        }
     }
 
     fn record(&self, line: String) {

@@ -17,7 +17,7 @@ pub async fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
     let sizes: std::collections::HashMap<String, u64> = tokio::task::spawn_blocking(move || {
         roots
             .into_iter()
-            .map(|(name, dir)| (name, disk_usage(&dir)))
+            .map(|(name, dir)| (name, crate::repo::pack::disk_usage(&dir)))
             .collect()
     })
     .await
@@ -75,23 +75,4 @@ pub async fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
         mounts: super::mounts::list(daemon),
         recent,
     }
-}
-
-/// Bytes the files under `dir` take on disk (not following symlinks).
-fn disk_usage(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            match entry.metadata() {
-                Ok(meta) if meta.is_dir() => stack.push(entry.path()),
-                Ok(meta) => total += std::os::unix::fs::MetadataExt::blocks(&meta) * 512,
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }
