@@ -319,6 +319,13 @@ fn json_output_parses_with_the_documented_fields() {
         ],
     );
     assert_eq!(cat, "same content\n");
+    // status counts trunk's changes as jj does (`::main`, less the root).
+    env.ok(&["sync"]);
+    let status = env.json(&["status", "--json"]);
+    assert_eq!(
+        status["repos"][0]["history_commits"].as_u64().unwrap() as usize,
+        env.trunk_commits(&mounts[0]) - 1
+    );
 }
 
 #[test]

@@ -190,26 +190,28 @@ impl Repository {
         })
     }
 
-    /// How many changes trunk holds (cached per trunk commit: counting walks the index).
+    /// How many changes trunk holds. Counted once, then by what each move of trunk added
+    /// (counting all of it again when trunk moved elsewhere than forward).
     pub fn history_len(&mut self) -> Option<u64> {
         let repo = self.current().clone();
         let tip = self.trunk_commit(&repo).ok()??;
-        if let Some((id, len)) = &self.history_len_cache
-            && id == tip.id()
-        {
-            return Some(*len);
-        }
-        let revset = ResolvedRevsetExpression::commit(tip.id().clone())
-            .ancestors()
-            .evaluate(repo.as_ref())
-            .ok()?;
-        let mut stream = revset.stream();
-        let mut len = 0u64;
-        while let Some(id) = block_on(stream.next()) {
-            if id.ok()? != *repo.store().root_commit_id() {
-                len += 1;
+        let root = repo.store().root_commit_id().clone();
+        let len = match &self.history_len_cache {
+            Some((id, len)) if id == tip.id() => return Some(*len),
+            Some((old, len))
+                if block_on(repo.index().is_ancestor(old, tip.id())).unwrap_or(false) =>
+            {
+                let added = ResolvedRevsetExpression::commit(old.clone())
+                    .range(&ResolvedRevsetExpression::commit(tip.id().clone()));
+                len + count(&repo, added)?
             }
-        }
+            _ => {
+                let all = ResolvedRevsetExpression::commit(tip.id().clone())
+                    .ancestors()
+                    .minus(&ResolvedRevsetExpression::commit(root));
+                count(&repo, all)?
+            }
+        };
         self.history_len_cache = Some((tip.id().clone(), len));
         Some(len)
     }
@@ -388,6 +390,18 @@ impl Repository {
         };
         Ok(Content::File(bytes))
     }
+}
+
+/// How many commits a revset holds (walking the index only).
+fn count(repo: &ReadonlyRepo, expression: Arc<ResolvedRevsetExpression>) -> Option<u64> {
+    let revset = expression.evaluate(repo).ok()?;
+    let mut stream = revset.stream();
+    let mut len = 0;
+    while let Some(id) = block_on(stream.next()) {
+        id.ok()?;
+        len += 1;
+    }
+    Some(len)
 }
 
 /// What a path holds at one point.
