@@ -233,9 +233,11 @@ fn bad_times_unknown_paths_and_unknown_repos_change_nothing() {
         ),
         (
             vec!["restore", "missing.md", "--at", "1s"],
-            "missing.md is not in repo default",
+            "missing.md did not exist in repo default",
         ),
         (vec!["log", "missing.md"], "missing.md has no history"),
+        // a.md exists now but not a week ago: restoring it then would delete it; refused.
+        (vec!["restore", "a.md", "--at", "1w"], "a.md did not exist in repo default"),
         (
             vec!["cat", "a.md", "--at", &head, "--repo", "nope"],
             "unknown repo nope",

@@ -1,7 +1,7 @@
 //! WHEN, a point in a repo's history as users give it: a commit or change id from `jjfs log`
 //! (at least 8 characters), an RFC 3339 time, or a time relative to now (`30s`, `10m`, `2h`,
-//! `3d`, `1w`). Ids are at least 8 characters and relative times at most a number and one
-//! letter of unit, so the two never collide.
+//! `3d`, `1w`). Ids are at least 8 characters and relative times shorter, so the two never
+//! collide (`1234567d` is an id).
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -28,7 +28,8 @@ impl When {
         if text.is_empty() {
             return Err(bad("it is empty"));
         }
-        if let Some(ago) = relative(text) {
+        // Ids take precedence: `1234567d` is a commit id, not 1,234,567 days.
+        if let Some(ago) = relative(text).filter(|_| text.len() < MIN_ID_LEN) {
             let ago = ago.ok_or_else(|| bad("that is too long ago"))?;
             return now
                 .checked_sub_signed(ago)
@@ -131,6 +132,18 @@ mod tests {
         assert_eq!(
             When::parse("KXQPMLZS", now()),
             Ok(When::Id("kxqpmlzs".into()))
+        );
+    }
+
+    #[test]
+    fn an_id_that_looks_like_a_relative_time_is_an_id() {
+        assert_eq!(
+            When::parse("1234567d", now()),
+            Ok(When::Id("1234567d".into()))
+        );
+        assert_eq!(
+            When::parse("1234567s", now()).unwrap_err().lines().count(),
+            1
         );
     }
 

@@ -79,6 +79,7 @@ impl Repository {
         }
         if let Some(prefix) = &prefix
             && entries.is_empty()
+            && !more
             && since.is_none()
         {
             return Err(refused(format!(

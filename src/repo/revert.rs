@@ -2,12 +2,15 @@
 //! time, or one that reverts the last changes. History is only ever added to, never
 //! rewritten: both are new commits on trunk, which the sync step then checks out everywhere.
 
+use std::sync::Arc;
+
 use jj_lib::commit::Commit;
 use jj_lib::matchers::{EverythingMatcher, PrefixMatcher};
 use jj_lib::merged_tree::MergedTree;
 use jj_lib::object_id::ObjectId as _;
 use jj_lib::op_store::RefTarget;
 use jj_lib::ref_name::RefName;
+use jj_lib::repo::{ReadonlyRepo, Repo as _};
 use jj_lib::repo_path::RepoPathBuf;
 
 use super::history::{
@@ -28,12 +31,12 @@ impl Repository {
             .iter()
             .map(|p| repo_path(p))
             .collect::<Result<_, _>>()?;
+        // A path that did not exist then is refused rather than deleted: a mistyped time must
+        // not remove files everywhere (`rm` does that, and says so).
         for prefix in &prefixes {
-            let then = self.content(&source.tree(), prefix)?;
-            let now = self.content(&tip.tree(), prefix)?;
-            if matches!((then, now), (Content::Absent, Content::Absent)) {
+            if matches!(self.content(&source.tree(), prefix)?, Content::Absent) {
                 return Err(refused(format!(
-                    "{} is not in repo {} now and was not at {at}; see `jjfs log`",
+                    "{} did not exist in repo {} at {at}; nothing restored (see `jjfs log {0}`)",
                     shown(prefix),
                     self.name
                 )));
@@ -56,7 +59,7 @@ impl Repository {
             source.id().hex(),
             self.name
         );
-        let change = self.commit_on_trunk(&tip, tree, &message)?;
+        let change = self.commit_on_trunk(&repo, &tip, tree, &message)?;
         let files = match &change {
             Some(commit) => changed_files(self.current().as_ref(), commit, &EverythingMatcher)?,
             None => Vec::new(),
@@ -83,9 +86,20 @@ impl Repository {
         }
         let repo = self.head()?;
         let tip = self.trunk_tip(&repo)?;
-        let mut reverted = Vec::with_capacity(count);
-        for commit in self.trunk_changes(&repo)?.take(count) {
-            reverted.push(commit?);
+        // The last changes along trunk's first parents: a merge (from a remote) counts as one
+        // change, what it brought in from the other side included.
+        let mut reverted: Vec<Commit> = Vec::with_capacity(count);
+        let root = repo.store().root_commit_id().clone();
+        let mut next = Some(tip.clone());
+        while reverted.len() < count
+            && let Some(commit) = next.take()
+            && *commit.id() != root
+        {
+            next = match commit.parent_ids().first() {
+                Some(parent) => Some(repo.store().get_commit(parent).map_err(RepoError::jj)?),
+                None => None,
+            };
+            reverted.push(commit);
         }
         if reverted.len() < count {
             return Err(refused(format!(
@@ -94,10 +108,17 @@ impl Repository {
                 reverted.len()
             )));
         }
-        // Newest first: each revert applies (change → its parents) onto what is there.
+        // Newest first: each revert applies (change → its first parent) onto what is there.
         let mut tree = tip.tree();
         for commit in &reverted {
-            let parents = block_on(commit.parent_tree(repo.as_ref())).map_err(RepoError::jj)?;
+            let parents = match commit.parent_ids().first() {
+                Some(parent) => repo
+                    .store()
+                    .get_commit(parent)
+                    .map_err(RepoError::jj)?
+                    .tree(),
+                None => repo.store().root_commit().tree(),
+            };
             tree = block_on(MergedTree::merge(jj_lib::merge::Merge::from_vec(vec![
                 (tree, "trunk".to_owned()),
                 (commit.tree(), "reverted change".to_owned()),
@@ -119,7 +140,7 @@ impl Repository {
                 .join(" "),
             self.name
         );
-        let change = self.commit_on_trunk(&tip, tree, &message)?;
+        let change = self.commit_on_trunk(&repo, &tip, tree, &message)?;
         let files = match &change {
             Some(commit) => changed_files(self.current().as_ref(), commit, &EverythingMatcher)?,
             None => Vec::new(),
@@ -145,8 +166,13 @@ impl Repository {
 
     /// Adds a commit with `tree` on top of trunk (`tip`) and moves trunk to it; None when
     /// `tree` is what trunk has already. The sync step then checks it out in every mount.
+    ///
+    /// The transaction starts from `repo`, where `tip` was read: were trunk moved meanwhile
+    /// (a fetch), the two operations merge into a conflicted trunk that the next sync step
+    /// settles, rather than this one silently dropping the other's commits.
     fn commit_on_trunk(
         &mut self,
+        repo: &Arc<ReadonlyRepo>,
         tip: &Commit,
         tree: MergedTree,
         message: &str,
@@ -154,7 +180,6 @@ impl Repository {
         if tree.tree_ids_and_labels() == tip.tree().tree_ids_and_labels() {
             return Ok(None);
         }
-        let repo = self.head()?;
         let now = self.settings().signature();
         let mut tx = repo.start_transaction();
         let commit = block_on(

@@ -338,7 +338,13 @@ impl Actor {
             };
             tracing::info!(repo = %self.name, "{what} as change {}", change.change);
             self.record(format!("{what} as change {}", change.change));
-            self.step_with(true);
+            // Checked out in every mount before answering, past users' concurrent writes.
+            for _ in 0..BARRIER_RETRIES {
+                self.step_with(true);
+                if !self.retry {
+                    break;
+                }
+            }
         }
         Ok(answer)
     }
