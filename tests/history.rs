@@ -237,7 +237,10 @@ fn bad_times_unknown_paths_and_unknown_repos_change_nothing() {
         ),
         (vec!["log", "missing.md"], "missing.md has no history"),
         // a.md exists now but not a week ago: restoring it then would delete it; refused.
-        (vec!["restore", "a.md", "--at", "1w"], "a.md did not exist in repo default"),
+        (
+            vec!["restore", "a.md", "--at", "1w"],
+            "a.md did not exist in repo default",
+        ),
         (
             vec!["cat", "a.md", "--at", &head, "--repo", "nope"],
             "unknown repo nope",
@@ -361,4 +364,33 @@ fn the_store_is_packed_when_loose_objects_pile_up_and_history_survives() {
     );
     std::fs::write(mounts[1].join("after.md"), "after packing\n").unwrap();
     wait_content(&mounts[0].join("after.md"), "after packing\n");
+}
+
+#[test]
+fn a_restore_while_another_mount_keeps_writing_loses_nothing() {
+    let env = TestEnv::new();
+    let mounts = env.with_mounts(3);
+    std::fs::write(mounts[0].join("doc.md"), "good\n").unwrap();
+    env.ok(&["sync"]);
+    let good = changes_of(&env, &mounts[0], "doc.md")[0].clone();
+    std::fs::write(mounts[0].join("doc.md"), "clobbered\n").unwrap();
+    env.ok(&["sync"]);
+    // Mount C writes a stream of files while mount B restores. (Not `undo`: while others
+    // write, the last change may well be theirs, which `undo` would revert, as documented.)
+    let writer_dir = mounts[2].clone();
+    let writer = std::thread::spawn(move || {
+        for i in 0..60 {
+            std::fs::write(writer_dir.join(format!("w{i:02}.md")), format!("{i}\n")).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    env.ok_in(&mounts[1], &["restore", "doc.md", "--at", &good]);
+    writer.join().unwrap();
+    env.ok(&["sync"]);
+    for m in &mounts {
+        wait_content(&m.join("doc.md"), "good\n");
+        for i in 0..60 {
+            wait_content(&m.join(format!("w{i:02}.md")), &format!("{i}\n"));
+        }
+    }
 }
