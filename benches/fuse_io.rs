@@ -23,13 +23,8 @@ struct Figures {
 }
 
 fn main() {
-    let base = std::path::PathBuf::from(
-        std::env::var("JJFS_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()),
-    );
-    let gib: u64 = std::env::var("JJFS_BENCH_GIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+    let base = support::bench_dir();
+    let gib = support::env_count("JJFS_BENCH_GIB", 1) as u64;
     let large = gib << 30;
     println!(
         "fuse_io: {gib} GiB file, {SMALL_FILES} small files, median of 3, under {}",

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::{Env, median};
@@ -17,11 +16,8 @@ const NOTES: usize = 50;
 const RUNS: usize = 5;
 
 fn main() {
-    let base = PathBuf::from(std::env::var("JJFS_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()));
-    let saves: usize = std::env::var("JJFS_BENCH_SAVES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let base = support::bench_dir();
+    let saves = support::env_count("JJFS_BENCH_SAVES", 1000);
     let env = Env::new(&base, &[]);
     env.jjfs(&["init"]);
     let a = env.open("a");

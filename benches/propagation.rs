@@ -16,11 +16,8 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use support::{Env, cpu_seconds, quantile_ms, rss_mib, wait};
 
 fn main() {
-    let base = PathBuf::from(std::env::var("JJFS_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()));
-    let rounds: usize = std::env::var("JJFS_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let base = support::bench_dir();
+    let rounds = support::env_count("JJFS_BENCH_ROUNDS", 100);
     let quick = std::env::var_os("JJFS_BENCH_QUICK").is_some();
     let configs: &[(usize, usize)] = if quick {
         &[(2, 100), (20, 100)]

@@ -20,16 +20,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 command -v fsx >/dev/null || cargo install --locked fsx
 
 WORK=$(mktemp -d /tmp/jjfs-fsx.XXXXXX)
-export JJFS_HOME=$WORK/home
-unset JJFS_NO_AUTOSTART
-cleanup() {
-  "$JJFS" stop >/dev/null 2>&1 || true
-  pid=$(cat "$JJFS_HOME/daemon.lock" 2>/dev/null) || pid=
-  if [[ -n $pid ]] && grep -qs jjfsd "/proc/$pid/cmdline"; then kill "$pid" || true; fi
-  if grep -q " $WORK/mnt fuse" /proc/mounts; then umount -l "$WORK/mnt" || true; fi
-  rm -rf "$JJFS_HOME"
-}
-trap cleanup EXIT
+source scripts/jjfs-env.sh
 
 cat >"$WORK/fsx.toml" <<'EOF'
 flen = 1048576

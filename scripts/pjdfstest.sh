@@ -26,16 +26,8 @@ getent passwd tests >/dev/null || useradd -g tests -M -d / -s /usr/sbin/nologin 
 WORK=$(mktemp -d /tmp/jjfs-pjdfstest.XXXXXX)
 chmod 755 "$WORK"   # the suite switches to users nobody and tests, who must reach the test dirs
 mkdir -m 755 "$WORK/plain"
-export JJFS_HOME=$WORK/home
-unset JJFS_NO_AUTOSTART
-cleanup() {
-  "$JJFS" stop >/dev/null 2>&1 || true
-  pid=$(cat "$JJFS_HOME/daemon.lock" 2>/dev/null) || pid=
-  if [[ -n $pid ]] && grep -qs jjfsd "/proc/$pid/cmdline"; then kill "$pid" || true; fi
-  if grep -q " $WORK/mnt fuse" /proc/mounts; then umount -l "$WORK/mnt" || true; fi
-  rm -rf "$WORK/plain" "$JJFS_HOME"
-}
-trap cleanup EXIT
+source scripts/jjfs-env.sh
+CLEANUP_PATHS=("$WORK/plain")
 
 cat >"$WORK/pjdfstest.toml" <<'EOF'
 [features]

@@ -218,10 +218,19 @@ fn the_jj_directory_is_hidden() {
 #[test]
 fn mounts_come_back_after_the_daemon_is_killed() {
     let env = TestEnv::new();
+    let fusectl_before = fusectl_mounted();
     let mounts = env.with_mounts(2);
     std::fs::write(mounts[0].join("before.txt"), "before the crash").unwrap();
     env.ok(&["sync"]);
+    let pid = env.daemon_pid().unwrap();
     env.kill_daemon();
+    // The watchdog aborts the dead mounts through fusectl, and leaves the host's fusectl
+    // mount as it found it.
+    common::wait_for("the watchdog to finish", || !watchdog_running(pid));
+    // (Another test's watchdog may hold it mounted for an instant: wait, not assert.)
+    common::wait_for("fusectl as it was before", || {
+        fusectl_mounted() == fusectl_before
+    });
     // The kernel keeps a dead mount ("transport endpoint is not connected", or "connection
     // aborted" for what was open).
     let err = std::fs::metadata(&mounts[0]).unwrap_err();
@@ -306,4 +315,21 @@ fn stop_unmounts_everything() {
     env.ok(&["stop"]);
     assert!(env.mounts().is_empty(), "left mounted: {:?}", env.mounts());
     assert!(mounts.iter().all(|m| m.is_dir()));
+}
+
+/// Whether the FUSE control file system is mounted (on the host, outside any test's doing).
+fn fusectl_mounted() -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(2) == Some("fusectl"))
+}
+
+/// Whether the watchdog of daemon `pid` (`jjfsd --watchdog PID`) still runs.
+fn watchdog_running(pid: u32) -> bool {
+    let wanted = format!("--watchdog\0{pid}\0");
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&wanted))
+    })
 }

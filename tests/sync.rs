@@ -107,19 +107,8 @@ fn the_jj_cli_in_a_backing_workspace_is_followed() {
     env.jj(&ws, &["commit", "-m", "written with jj"]);
     wait_content(&mounts[1].join("cli.txt"), "from the jj cli\n");
     wait_for("the CLI commit on trunk", || {
-        env.jj(
-            &ws,
-            &[
-                "--ignore-working-copy",
-                "log",
-                "--no-graph",
-                "-r",
-                "::main",
-                "-T",
-                "description",
-            ],
-        )
-        .contains("written with jj")
+        env.trunk_log(&ws, "description")
+            .contains("written with jj")
     });
 
     // `jj st` sees no phantom change after a sync wrote files into the workspace.

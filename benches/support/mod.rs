@@ -95,6 +95,19 @@ impl Drop for Env {
     }
 }
 
+/// The disk to measure on: `JJFS_BENCH_DIR`, default /var/tmp (not a tmpfs).
+pub fn bench_dir() -> PathBuf {
+    PathBuf::from(std::env::var("JJFS_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()))
+}
+
+/// A count from environment variable `name`, else `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The q-quantile (0..=1) of `samples`, in milliseconds.
 pub fn quantile_ms(samples: &[Duration], q: f64) -> f64 {
     let mut sorted: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();

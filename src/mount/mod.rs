@@ -471,20 +471,26 @@ pub fn abort_stale_mounts(home: &Path) {
     }
 }
 
-/// Aborts FUSE connection `minor` through fusectl, mounting fusectl if it is not.
+/// Aborts FUSE connection `minor` through fusectl. Where fusectl is not mounted (no systemd
+/// mounted it at boot), it is mounted for the abort and unmounted again: the host is left as
+/// it was found.
 fn abort_connection(minor: u32) -> io::Result<()> {
     let connections = Path::new("/sys/fs/fuse/connections");
     let abort = connections.join(minor.to_string()).join("abort");
-    if !abort.exists() {
-        let _ = nix::mount::mount(
+    let mounted_here = !abort.exists()
+        && nix::mount::mount(
             Some("fusectl"),
             connections,
             Some("fusectl"),
             nix::mount::MsFlags::empty(),
             None::<&str>,
-        );
+        )
+        .is_ok();
+    let result = std::fs::write(abort, "1");
+    if mounted_here {
+        let _ = nix::mount::umount2(connections, nix::mount::MntFlags::MNT_DETACH);
     }
-    std::fs::write(abort, "1")
+    result
 }
 
 /// A forced unmount aborts the FUSE connection (releasing anything waiting on it); the lazy

@@ -202,15 +202,12 @@ impl Worker {
     }
 
     fn status_mut(&self, change: impl FnOnce(&mut crate::sync::status::RemoteStatus)) {
-        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let mut status = crate::sync::status::lock(&self.status);
         change(&mut status.remote);
     }
 
     fn record(&self, line: String) {
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(line);
+        crate::sync::status::lock(&self.status).record(line);
     }
 
     fn publish(&self) {

@@ -221,6 +221,41 @@ fn import_options(settings: &UserSettings, trunk: &str) -> Result<GitImportOptio
     })
 }
 
+/// Fetches `bookmarks` from `origin` into `mut_repo` and imports them. Returns what the import
+/// changed and, when `ask_default_branch` (one more round trip to the remote), the branch the
+/// remote's HEAD names.
+fn fetch_origin(
+    mut_repo: &mut jj_lib::repo::MutableRepo,
+    settings: &UserSettings,
+    options: &GitImportOptions,
+    bookmarks: StringExpression,
+    ask_default_branch: bool,
+    callback: &mut Callback,
+) -> Result<(git::GitImportStats, Option<jj_lib::ref_name::RefNameBuf>), RepoError> {
+    let refspecs = git::expand_fetch_refspecs(
+        origin(),
+        GitFetchRefExpression {
+            bookmark: bookmarks,
+            tag: StringExpression::none(),
+        },
+    )
+    .map_err(RepoError::jj)?;
+    let mut fetch =
+        GitFetch::new(mut_repo, subprocess_options(settings)?, options).map_err(RepoError::jj)?;
+    fetch
+        .fetch(origin(), refspecs, &mut *callback, None)
+        .map_err(|e| callback.error(e))?;
+    let stats = block_on(fetch.import_refs()).map_err(RepoError::jj)?;
+    let default_branch = if ask_default_branch {
+        fetch
+            .get_default_branch(origin())
+            .map_err(|e| callback.error(e))?
+    } else {
+        None
+    };
+    Ok((stats, default_branch))
+}
+
 /// Fetches trunk from `origin` and records it in a new operation (the sync actor integrates
 /// it). Returns whether anything changed.
 pub fn fetch(root: &Path, settings: &UserSettings, trunk: &str) -> Result<bool, RepoError> {
@@ -228,22 +263,14 @@ pub fn fetch(root: &Path, settings: &UserSettings, trunk: &str) -> Result<bool, 
     let options = import_options(settings, trunk)?;
     let mut tx = repo.start_transaction();
     let mut callback = Callback::new(None);
-    let refspecs = git::expand_fetch_refspecs(
-        origin(),
-        GitFetchRefExpression {
-            bookmark: StringExpression::exact(trunk),
-            tag: StringExpression::none(),
-        },
-    )
-    .map_err(RepoError::jj)?;
-    let stats = {
-        let mut fetch = GitFetch::new(tx.repo_mut(), subprocess_options(settings)?, &options)
-            .map_err(RepoError::jj)?;
-        fetch
-            .fetch(origin(), refspecs, &mut callback, None)
-            .map_err(|e| callback.error(e))?;
-        block_on(fetch.import_refs()).map_err(RepoError::jj)?
-    };
+    let (stats, _) = fetch_origin(
+        tx.repo_mut(),
+        settings,
+        &options,
+        StringExpression::exact(trunk),
+        false,
+        &mut callback,
+    )?;
     let trunk_ref = RefName::new(trunk);
     // The remote deleting trunk must not delete ours: it is pushed back instead.
     let before = repo.view().get_local_bookmark(trunk_ref).clone();
@@ -361,25 +388,14 @@ pub fn clone_into(
     };
     let mut tx = repo.start_transaction();
     let mut callback = Callback::new(Some(progress));
-    let refspecs = git::expand_fetch_refspecs(
-        origin(),
-        GitFetchRefExpression {
-            bookmark: StringExpression::all(),
-            tag: StringExpression::none(),
-        },
-    )
-    .map_err(RepoError::jj)?;
-    let default_branch = {
-        let mut fetch = GitFetch::new(tx.repo_mut(), subprocess_options(settings)?, &options)
-            .map_err(RepoError::jj)?;
-        fetch
-            .fetch(origin(), refspecs, &mut callback, None)
-            .map_err(|e| callback.error(e))?;
-        block_on(fetch.import_refs()).map_err(RepoError::jj)?;
-        fetch
-            .get_default_branch(origin())
-            .map_err(|e| callback.error(e))?
-    };
+    let (_, default_branch) = fetch_origin(
+        tx.repo_mut(),
+        settings,
+        &options,
+        StringExpression::all(),
+        true,
+        &mut callback,
+    )?;
     let branches: Vec<String> = tx
         .repo()
         .view()

@@ -233,19 +233,7 @@ impl Repository {
         &self,
         repo: &'a Arc<ReadonlyRepo>,
     ) -> Result<impl Iterator<Item = Result<Commit, RepoError>> + 'a, RepoError> {
-        let tip = self.trunk_tip(repo)?;
-        let revset = ResolvedRevsetExpression::commit(tip.id().clone())
-            .ancestors()
-            .evaluate(repo.as_ref())
-            .map_err(RepoError::jj)?;
-        let mut stream = revset.stream();
-        let root = repo.store().root_commit_id().clone();
-        Ok(std::iter::from_fn(move || block_on(stream.next()))
-            .filter(move |id| id.as_ref().map_or(true, |id| *id != root))
-            .map(move |id| {
-                let id = id.map_err(RepoError::jj)?;
-                repo.store().get_commit(&id).map_err(RepoError::jj)
-            }))
+        changes_from(repo, self.trunk_tip(repo)?.id().clone())
     }
 
     /// The commit WHEN names: by id, or the newest trunk change at or before a time (the
@@ -328,17 +316,8 @@ impl Repository {
         prefix: &RepoPath,
     ) -> Result<Commit, RepoError> {
         let matcher = matcher_for(Some(&prefix.to_owned()));
-        let revset = ResolvedRevsetExpression::commit(to.id().clone())
-            .ancestors()
-            .evaluate(repo.as_ref())
-            .map_err(RepoError::jj)?;
-        let mut stream = revset.stream();
-        while let Some(id) = block_on(stream.next()) {
-            let id = id.map_err(RepoError::jj)?;
-            if id == *repo.store().root_commit_id() {
-                break;
-            }
-            let commit = repo.store().get_commit(&id).map_err(RepoError::jj)?;
+        for commit in changes_from(repo, to.id().clone())? {
+            let commit = commit?;
             if !changed_files(repo.as_ref(), &commit, matcher.as_ref())?.is_empty() {
                 let parent = commit.parent_ids().first().cloned();
                 return match parent {
@@ -391,6 +370,25 @@ impl Repository {
         };
         Ok(Content::File(bytes))
     }
+}
+
+/// `head` and its ancestors, children before parents, without the root.
+fn changes_from<'a>(
+    repo: &'a Arc<ReadonlyRepo>,
+    head: CommitId,
+) -> Result<impl Iterator<Item = Result<Commit, RepoError>> + 'a, RepoError> {
+    let revset = ResolvedRevsetExpression::commit(head)
+        .ancestors()
+        .evaluate(repo.as_ref())
+        .map_err(RepoError::jj)?;
+    let mut stream = revset.stream();
+    let root = repo.store().root_commit_id().clone();
+    Ok(std::iter::from_fn(move || block_on(stream.next()))
+        .filter(move |id| id.as_ref().map_or(true, |id| *id != root))
+        .map(move |id| {
+            let id = id.map_err(RepoError::jj)?;
+            repo.store().get_commit(&id).map_err(RepoError::jj)
+        }))
 }
 
 /// How many commits a revset holds (walking the index only).

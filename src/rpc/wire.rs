@@ -74,8 +74,6 @@ pub enum ErrorCode {
     Internal,
     /// The operation failed; the message says why and what to do.
     Failed,
-    /// The command exists but its capability is not built yet.
-    NotImplemented,
 }
 
 impl ErrorCode {
@@ -87,7 +85,6 @@ impl ErrorCode {
             Self::InvalidParams => -32602,
             Self::Internal => -32603,
             Self::Failed => -32000,
-            Self::NotImplemented => -32001,
         }
     }
 }

@@ -111,9 +111,9 @@ impl Actor {
         if recovered > 0 {
             let line =
                 format!("start: synced {recovered} change(s) made while jjfsd was not running");
-            tracing::info!(repo = %self.name, "{line}");
-            self.record(line);
+            self.announce(line);
         }
+        self.check_store();
         self.publish();
         loop {
             let deadline = self.next_deadline();
@@ -336,15 +336,9 @@ impl Actor {
             } else {
                 format!("undid {} change(s)", changed.reverted.len())
             };
-            tracing::info!(repo = %self.name, "{what} as change {}", change.change);
-            self.record(format!("{what} as change {}", change.change));
+            self.announce(format!("{what} as change {}", change.change));
             // Checked out in every mount before answering, past users' concurrent writes.
-            for _ in 0..BARRIER_RETRIES {
-                self.step_with(true);
-                if !self.retry {
-                    break;
-                }
-            }
+            self.step_until_settled(true);
         }
         Ok(answer)
     }
@@ -355,12 +349,7 @@ impl Actor {
             .values_mut()
             .filter(|m| m.problem.is_none())
             .for_each(MountRuntime::request_full_scan);
-        for _ in 0..BARRIER_RETRIES {
-            self.step();
-            if !self.retry {
-                break;
-            }
-        }
+        self.step_until_settled(false);
         let failed: Vec<String> = self
             .mounts
             .values()
@@ -374,6 +363,16 @@ impl Actor {
             Ok(())
         } else {
             Err(format!("some mounts did not sync: {}", failed.join("; ")))
+        }
+    }
+
+    /// Steps until no user write interrupts one (at most `BARRIER_RETRIES` times).
+    fn step_until_settled(&mut self, always: bool) {
+        for _ in 0..BARRIER_RETRIES {
+            self.step_with(always);
+            if !self.retry {
+                break;
+            }
         }
     }
 
@@ -512,30 +511,25 @@ impl Actor {
                 report.commits,
                 started.elapsed().as_millis()
             );
-            tracing::info!(repo = %self.name, "{line}");
-            self.record(line);
-            self.status
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .last_sync = Some(Utc::now());
-            self.maybe_pack();
+            self.announce(line);
+            crate::sync::status::lock(&self.status).last_sync = Some(Utc::now());
+            self.check_store();
         }
         self.publish();
     }
 
-    /// Packs the store on a thread of its own when loose objects have piled up; looks at
-    /// most every `PACK_CHECK_INTERVAL`, never while a pack runs.
-    fn maybe_pack(&mut self) {
+    /// Measures the store and packs it on a thread of its own when loose objects have piled
+    /// up; looks at most every `PACK_CHECK_INTERVAL`, never while a pack runs.
+    fn check_store(&mut self) {
         let now = Instant::now();
-        if self.pack_threshold == 0
-            || now < self.next_pack_check
-            || self.packing.as_ref().is_some_and(|p| !p.is_finished())
-        {
+        if now < self.next_pack_check || self.packing.as_ref().is_some_and(|p| !p.is_finished()) {
             return;
         }
         self.next_pack_check = now + PACK_CHECK_INTERVAL;
         let root = self.config.path.clone();
-        if !pack::needs_packing(&root, self.pack_threshold) {
+        let store = crate::repo::create::repo_dir(&root);
+        crate::sync::status::lock(&self.status).history_bytes = Some(pack::disk_usage(&store));
+        if self.pack_threshold == 0 || !pack::needs_packing(&root, self.pack_threshold) {
             return;
         }
         let (name, settings, status) = (
@@ -546,23 +540,23 @@ impl Actor {
         let thread = std::thread::Builder::new()
             .name(format!("pack-{name}"))
             .spawn(move || {
-                let store = crate::repo::create::repo_dir(&root);
-                let before = pack::disk_usage(&store);
+                let before = crate::sync::status::lock(&status).history_bytes;
                 let started = Instant::now();
-                let line = match pack::pack(&root, &settings) {
+                let result = pack::pack(&root, &settings);
+                let after = pack::disk_usage(&store);
+                let line = match result {
                     Ok(()) => format!(
                         "packed the store in {:.1} s: {:.1} MiB on disk, was {:.1} MiB",
                         started.elapsed().as_secs_f64(),
-                        pack::disk_usage(&store) as f64 / 1048576.0,
-                        before as f64 / 1048576.0
+                        after as f64 / 1048576.0,
+                        before.unwrap_or_default() as f64 / 1048576.0
                     ),
                     Err(err) => format!("{err}; history is safe, jjfs tries again later"),
                 };
                 tracing::info!(repo = %name, "{line}");
-                status
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .record(line);
+                let mut status = crate::sync::status::lock(&status);
+                status.history_bytes = Some(after);
+                status.record(line);
             });
         match thread {
             Ok(thread) => self.packing = Some(thread),
@@ -570,18 +564,21 @@ impl Actor {
         }
     }
 
+    /// Logs `line` to sync.log and keeps it in the recent activity of `status --verbose`.
+    fn announce(&self, line: String) {
+        tracing::info!(repo = %self.name, "{line}");
+        self.record(line);
+    }
+
     fn record(&self, line: String) {
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(line);
+        crate::sync::status::lock(&self.status).record(line);
     }
 
     /// Publishes the mounts' health and the repo's conflicts for `status` and `list`.
     fn publish(&mut self) {
         let conflicts = self.repo.trunk_conflicts();
         let history_len = self.repo.history_len();
-        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let mut status = crate::sync::status::lock(&self.status);
         status.mounts = self.mounts.values().map(MountRuntime::status).collect();
         status.conflicts = conflicts;
         status.history_commits = history_len;

@@ -2,7 +2,7 @@
 //! without waiting for the actor (which may be in the middle of a sync).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -38,10 +38,18 @@ pub struct RepoStatus {
     /// Recent sync activity, oldest first.
     pub recent: Vec<String>,
     pub history_commits: Option<u64>,
+    /// What the repo's store takes on disk, measured when it is checked for packing.
+    pub history_bytes: Option<u64>,
 }
 
 /// Shared between the actor (writer) and the daemon's handlers (readers).
 pub type SharedStatus = Arc<Mutex<RepoStatus>>;
+
+/// Locks a shared status, also after a panic elsewhere: it is plain data, which a panic
+/// cannot leave half-updated in a way that matters.
+pub fn lock(status: &SharedStatus) -> MutexGuard<'_, RepoStatus> {
+    status.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// How many recent activity lines are kept.
 pub const RECENT: usize = 50;

@@ -267,8 +267,14 @@ impl TestEnv {
     /// Number of commits on trunk, read with the jj CLI without touching any working copy.
     pub fn trunk_commits(&self, any_mount: &Path) -> usize {
         let ws = self.workspace_of(any_mount);
+        self.trunk_log(&ws, "commit_id ++ \"\\n\"").lines().count()
+    }
+
+    /// `jj log` of trunk (`::main`) with `template`, run in backing workspace `ws` without
+    /// touching its working copy.
+    pub fn trunk_log(&self, ws: &Path, template: &str) -> String {
         self.jj(
-            &ws,
+            ws,
             &[
                 "--ignore-working-copy",
                 "log",
@@ -276,11 +282,9 @@ impl TestEnv {
                 "-r",
                 "::main",
                 "-T",
-                "commit_id ++ \"\\n\"",
+                template,
             ],
         )
-        .lines()
-        .count()
     }
 
     pub fn kill_daemon(&self) {

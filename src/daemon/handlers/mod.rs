@@ -37,7 +37,7 @@ pub async fn dispatch(
         LIST_MOUNTS => reply(ListResult {
             mounts: mounts::list(daemon),
         }),
-        STATUS => reply(status::status(daemon, decode_or_default(params)?).await),
+        STATUS => reply(status::status(daemon, decode_or_default(params)?)),
         SYNC => reply(sync::sync(daemon, decode_or_default(params)?).await?),
         CONFIG => reply(config::config(daemon, decode_or_default(params)?).await?),
         SHUTDOWN => {

@@ -6,22 +6,8 @@ use crate::rpc::methods::{
     DaemonInfo, RemoteState, RepoStatus, Skipped, StatusParams, StatusResult,
 };
 
-pub async fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
+pub fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
     let config = daemon.config();
-    let roots: Vec<(String, std::path::PathBuf)> = config
-        .repos
-        .iter()
-        .map(|(name, repo)| (name.clone(), crate::repo::create::repo_dir(&repo.path)))
-        .collect();
-    // Walking the stores reads many directory entries: off the async workers.
-    let sizes: std::collections::HashMap<String, u64> = tokio::task::spawn_blocking(move || {
-        roots
-            .into_iter()
-            .map(|(name, dir)| (name, crate::repo::pack::disk_usage(&dir)))
-            .collect()
-    })
-    .await
-    .unwrap_or_default();
     let handles: std::collections::HashMap<String, _> = daemon.repo_handles().into_iter().collect();
     let mut recent = Vec::new();
     let repos = config
@@ -30,7 +16,7 @@ pub async fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
         .map(|(name, repo)| {
             let live = handles
                 .get(name)
-                .map(|h| h.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                .map(|h| crate::sync::status::lock(&h.status).clone())
                 .unwrap_or_default();
             if params.verbose {
                 recent.extend(live.recent.iter().map(|line| format!("{name}: {line}")));
@@ -60,7 +46,7 @@ pub async fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
                     .collect(),
                 last_sync: rfc3339(live.last_sync),
                 history_commits: live.history_commits,
-                history_bytes: sizes.get(name).copied(),
+                history_bytes: live.history_bytes,
             }
         })
         .collect();
