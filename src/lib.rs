@@ -30,8 +30,10 @@
 pub mod atomic_file;
 pub mod cli;
 pub mod config;
+pub mod files;
 pub mod daemon;
 pub mod history;
+pub mod modes;
 pub mod mount;
 pub mod paths;
 pub mod remote;
@@ -39,5 +41,5 @@ pub mod repo;
 pub mod rpc;
 pub mod service;
 pub mod stamp;
-pub mod sync;
+pub mod engine;
 pub mod watch;

@@ -12,7 +12,7 @@ use crate::config::{Config, RepoConfig};
 use crate::paths::Paths;
 use crate::repo::Identity;
 use crate::rpc::RpcError;
-use crate::sync::{Event, SyncHandle};
+use crate::engine::{Event, SyncHandle};
 
 /// How the daemon was started, as `jjfs status` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

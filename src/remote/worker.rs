@@ -9,7 +9,7 @@ use jj_lib::settings::UserSettings;
 
 use super::schedule::Schedule;
 use crate::repo::git::{self, Pushed};
-use crate::sync::{Event, SharedStatus};
+use crate::engine::{Event, SharedStatus};
 
 /// How often one cycle fetches and integrates again when the remote moved while it pushed.
 const PUSH_ATTEMPTS: usize = 3;
@@ -201,13 +201,13 @@ impl Worker {
             .map_err(|_| "the repo's sync engine stopped".to_owned())?
     }
 
-    fn status_mut(&self, change: impl FnOnce(&mut crate::sync::status::RemoteStatus)) {
-        let mut status = crate::sync::status::lock(&self.status);
+    fn status_mut(&self, change: impl FnOnce(&mut crate::engine::status::RemoteStatus)) {
+        let mut status = crate::engine::status::lock(&self.status);
         change(&mut status.remote);
     }
 
     fn record(&self, line: String) {
-        crate::sync::status::lock(&self.status).record(line);
+        crate::engine::status::lock(&self.status).record(line);
     }
 
     fn publish(&self) {

@@ -114,7 +114,7 @@ fn ensure_trunk(repo: &Arc<ReadonlyRepo>, trunk: &str) -> Result<(), RepoError> 
     let first = block_on(
         tx.repo_mut()
             .new_commit(vec![root_id], repo.store().empty_merged_tree())
-            .set_description(super::sync::CREATE_MESSAGE)
+            .set_description(super::messages::CREATE_REPOSITORY)
             .write(),
     )
     .map_err(RepoError::jj)?;

@@ -30,9 +30,6 @@ use crate::rpc::methods::{
 /// Characters of the ids shown (jj shows 12 too).
 const SHOWN_ID_LEN: usize = 12;
 
-/// First line of the commits the sync engine records (see `sync::commit_message`).
-const SYNC_PREFIX: &str = "jjfs: sync from ";
-const MOUNT_TRAILER: &str = "Jjfs-Mount: ";
 
 pub(super) fn refused(message: impl Into<String>) -> RepoError {
     RepoError::Refused(message.into())
@@ -486,13 +483,8 @@ pub(super) fn changed_files(
 }
 
 pub(super) fn log_entry(commit: &Commit, files: Vec<FileChange>) -> LogEntry {
-    let description = commit.description();
     let first = first_line(commit);
-    let mount = first.strip_prefix(SYNC_PREFIX).map(str::to_owned);
-    let mount_id = description
-        .lines()
-        .find_map(|l| l.strip_prefix(MOUNT_TRAILER))
-        .map(|id| id.trim().to_owned());
+    let (mount, mount_id) = super::messages::sync_origin(commit.description());
     LogEntry {
         point: point(commit),
         mount,

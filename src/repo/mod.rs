@@ -5,13 +5,14 @@
 //! is a plain blocking function that drives the future to completion on the caller's thread
 //! (a sync actor's thread, or a blocking task of the daemon).
 
-pub mod checkout;
 pub mod create;
 pub mod git;
 pub mod history;
 pub mod ignores;
+pub mod messages;
 pub mod pack;
 pub mod settings;
+pub mod step;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,9 @@ pub enum RepoError {
     /// A request that cannot be done as asked (an unknown path or id); nothing was changed.
     #[error("{0}")]
     Refused(String),
+    /// A path leads through a symlink or out of the workspace: nothing was written there.
+    #[error("{0} leads through a symlink or out of the workspace; it was not written")]
+    Unsafe(String),
 }
 
 impl RepoError {
@@ -59,5 +63,4 @@ impl RepoError {
 }
 pub mod repository;
 pub mod revert;
-pub mod sync;
 pub mod working_copy;

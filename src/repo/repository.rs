@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use jj_lib::commit::Commit;
 use jj_lib::gitignore::GitIgnoreFile;
+use jj_lib::conflicts::ConflictMarkerStyle;
 use jj_lib::local_working_copy::TreeStateSettings;
 use jj_lib::matchers::PrefixMatcher;
 use jj_lib::op_store::RefTarget;
@@ -19,19 +20,32 @@ use jj_lib::workspace_store::{SimpleWorkspaceStore, WorkspaceStore as _};
 use uuid::Uuid;
 
 use super::create::{git_dir, load_repo, repo_dir};
-use super::working_copy::WorkingCopy;
+use super::working_copy::{CheckoutContext, LockedWorkingCopy, StatePaths, WcState};
 use super::{RepoError, block_on};
+use crate::files::{PlainFiles, Root};
+use crate::modes::ModeTable;
 
 pub struct Repository {
     pub name: String,
     root: PathBuf,
     pub(super) loader: RepoLoader,
     pub(super) settings: UserSettings,
-    tree_settings: TreeStateSettings,
+    pub(super) conflict_marker_style: ConflictMarkerStyle,
     pub(super) repo: Arc<ReadonlyRepo>,
     pub(super) trunk: String,
     /// Trunk's commit and how many changes it holds (see `history_len`).
     pub(super) history_len_cache: Option<(jj_lib::backend::CommitId, u64)>,
+    /// Each workspace's working-copy state, kept between steps.
+    pub(super) states: std::collections::HashMap<Uuid, WcState>,
+    /// Permission bits of the repo's files (see `modes`).
+    pub(super) modes: ModeTable,
+    /// The mode of files that arrive with no mode known (the `file_mode` setting).
+    pub(super) default_mode: u32,
+}
+
+/// `repos/<name>/jjfs`: jjfs's own per-repo state, beside jj's (never pushed).
+pub fn jjfs_dir(root: &Path) -> PathBuf {
+    root.join("jjfs")
 }
 
 /// The jj workspace name of a mount.
@@ -55,11 +69,28 @@ impl Repository {
             root: root.to_owned(),
             loader,
             settings: settings.clone(),
-            tree_settings,
+            conflict_marker_style: tree_settings.conflict_marker_style,
             repo,
             trunk: trunk.to_owned(),
             history_len_cache: None,
+            states: Default::default(),
+            modes: ModeTable::load(&jjfs_dir(root).join("modes")),
+            default_mode: crate::modes::default_file_mode(),
         })
+    }
+
+    /// Sets the mode of files that arrive with no mode known.
+    pub fn set_default_mode(&mut self, mode: u32) {
+        self.default_mode = mode & crate::modes::TRAVELLING_BITS;
+    }
+
+    /// Where workspace `id` keeps its state, given its state folder (the backing workspace
+    /// of a mount, or a direct mount's state folder).
+    pub fn state_paths(&self, id: &Uuid, workspace: &Path) -> StatePaths {
+        StatePaths {
+            dir: workspace.join(".jj").join("working_copy"),
+            side: jjfs_dir(&self.root).join("stat").join(id.to_string()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -79,8 +110,8 @@ impl Repository {
     }
 
     /// How conflicts are written into files (jj's `ui.conflict-marker-style`).
-    pub(super) fn conflict_marker_style(&self) -> jj_lib::conflicts::ConflictMarkerStyle {
-        self.tree_settings.conflict_marker_style
+    pub(super) fn conflict_marker_style(&self) -> ConflictMarkerStyle {
+        self.conflict_marker_style
     }
 
     /// The repo at its latest operation, merging concurrent operations (from the jj CLI,
@@ -114,14 +145,6 @@ impl Repository {
 
     pub(super) fn set_current(&mut self, repo: Arc<ReadonlyRepo>) {
         self.repo = repo;
-    }
-
-    pub fn working_copy(&self, backing: &Path) -> WorkingCopy {
-        WorkingCopy::new(
-            self.loader.store().clone(),
-            backing.to_owned(),
-            self.tree_settings.clone(),
-        )
     }
 
     /// Ignore rules every snapshot applies besides the repo's `.gitignore` files: git's
@@ -168,12 +191,26 @@ impl Repository {
             .map_err(RepoError::jj)?;
             block_on(tx.repo_mut().edit(workspace_name(id), &wc)).map_err(RepoError::jj)?;
             block_on(tx.repo_mut().rebase_descendants()).map_err(RepoError::jj)?;
-            let repo = block_on(tx.commit(format!("jjfs: add workspace for mount {id}")))
+            let repo = block_on(tx.commit(super::messages::operation::add_workspace(id)))
                 .map_err(RepoError::jj)?;
-            let locked = self.working_copy(backing).lock(backing, None)?;
-            let mut locked = locked;
-            locked.check_out(backing, &wc.tree())?;
-            locked.finish(repo.op_id())?;
+            // The files of the new workspace, written into its (new, empty) directory.
+            let store = self.loader.store().clone();
+            let paths = self.state_paths(id, backing);
+            let mut locked = LockedWorkingCopy::lock(&store, &paths, None)?;
+            let root = Root::open(backing).map_err(RepoError::io(backing))?;
+            let files = PlainFiles::new(Root::open(backing).map_err(RepoError::io(backing))?, None);
+            let cx = CheckoutContext {
+                store: &store,
+                files: &files,
+                state_root: &root,
+                modes: &self.modes,
+                default_mode: self.default_mode,
+                marker_style: self.conflict_marker_style,
+                mode_updates: &[],
+            };
+            locked.check_out(&wc.tree(), &cx).map_err(|f| f.error)?;
+            let state = locked.finish(repo.op_id())?;
+            self.states.insert(*id, state);
             self.repo = repo;
             Ok(())
         })();
@@ -192,12 +229,14 @@ impl Repository {
             let mut tx = repo.start_transaction();
             block_on(tx.repo_mut().remove_workspace(&name)).map_err(RepoError::jj)?;
             block_on(tx.repo_mut().rebase_descendants()).map_err(RepoError::jj)?;
-            self.repo = block_on(tx.commit(format!("jjfs: forget workspace of mount {id}")))
+            self.repo = block_on(tx.commit(super::messages::operation::forget_workspace(id)))
                 .map_err(RepoError::jj)?;
         }
         if let Ok(store) = SimpleWorkspaceStore::load(&repo_dir(&self.root)) {
             let _ = store.forget(&[name.as_ref()]);
         }
+        self.states.remove(id);
+        let _ = std::fs::remove_file(jjfs_dir(&self.root).join("stat").join(id.to_string()));
         Ok(())
     }
 

@@ -52,12 +52,11 @@ impl Repository {
         ))
         .map_err(RepoError::jj)?;
         let shown_paths: Vec<String> = prefixes.iter().map(shown).collect();
-        let message = format!(
-            "jjfs: restore {} as at {}\n\nJjfs-Restored-From: {}\nJjfs-Repo: {}\n",
-            shown_paths.join(", "),
-            short(&source.id().hex()),
-            source.id().hex(),
-            self.name
+        let message = super::messages::restore(
+            &shown_paths,
+            &short(&source.id().hex()),
+            &source.id().hex(),
+            &self.name,
         );
         let change = self.commit_on_trunk(&repo, &tip, tree, &message)?;
         let files = match &change {
@@ -130,16 +129,8 @@ impl Repository {
             .iter()
             .map(|c| format!("{} {}", short(&c.change_id().reverse_hex()), first_line(c)))
             .collect();
-        let message = format!(
-            "jjfs: undo {count} change(s)\n\n{}\n\nJjfs-Undone: {}\nJjfs-Repo: {}\n",
-            list.join("\n"),
-            reverted
-                .iter()
-                .map(|c| c.id().hex())
-                .collect::<Vec<_>>()
-                .join(" "),
-            self.name
-        );
+        let ids: Vec<String> = reverted.iter().map(|c| c.id().hex()).collect();
+        let message = super::messages::undo(count, &list, &ids, &self.name);
         let change = self.commit_on_trunk(&repo, &tip, tree, &message)?;
         let files = match &change {
             Some(commit) => changed_files(self.current().as_ref(), commit, &EverythingMatcher)?,

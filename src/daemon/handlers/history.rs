@@ -11,7 +11,7 @@ use crate::history::paths::{self, Root};
 use crate::history::{Request, When};
 use crate::rpc::RpcError;
 use crate::rpc::methods::{CAT, DIFF, HistoryParams, LOG, RESTORE, UNDO};
-use crate::sync::{Event, HistoryAnswer};
+use crate::engine::{Event, HistoryAnswer};
 
 pub async fn run(
     daemon: &Arc<Daemon>,

@@ -12,7 +12,7 @@ use crate::config::MountConfig;
 use crate::mount;
 use crate::rpc::RpcError;
 use crate::rpc::methods::{CloseParams, Health, MountInfo, OpenParams, OpenResult};
-use crate::sync::Event;
+use crate::engine::Event;
 
 pub async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult, RpcError> {
     let handle = daemon.repo(&params.repo)?;

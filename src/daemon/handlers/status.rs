@@ -16,7 +16,7 @@ pub fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
         .map(|(name, repo)| {
             let live = handles
                 .get(name)
-                .map(|h| crate::sync::status::lock(&h.status).clone())
+                .map(|h| crate::engine::status::lock(&h.status).clone())
                 .unwrap_or_default();
             if params.verbose {
                 recent.extend(live.recent.iter().map(|line| format!("{name}: {line}")));

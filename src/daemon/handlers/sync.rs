@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::super::state::Daemon;
 use crate::rpc::RpcError;
 use crate::rpc::methods::{SyncParams, SyncResult};
-use crate::sync::Event;
+use crate::engine::Event;
 
 pub async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult, RpcError> {
     let names: Vec<String> = match params.repo {

@@ -6,6 +6,7 @@ mod actor;
 pub mod debounce;
 pub mod echo;
 mod mounts;
+pub mod scan;
 pub mod status;
 
 use std::path::PathBuf;

@@ -1,234 +1,43 @@
-//! One sync step of a repo, in jj terms: snapshot the workspaces that changed, record each
-//! one's changes as a commit on trunk, move every workspace's working-copy commit onto the new
-//! trunk, and write the new files into each workspace (through its mount).
-//!
-//! The rules that keep users' writes safe:
-//! - Every workspace is locked (jj's own working-copy lock) from its snapshot to its
-//!   check-out, and each is snapshotted before anything is written into it.
-//! - A workspace's changes are what its files hold relative to its working-copy commit's
-//!   parent, applied onto trunk as a three-way merge, so concurrent edits merge the jj way
-//!   and true conflicts are recorded as jj conflicts.
-//! - A workspace whose working-copy commit someone else rewrote (stale) keeps its unsnapshotted
-//!   edits: they are merged onto the new commit before it is checked out.
-//! - A path a user holds open for writing is not replaced: the workspace's new commit keeps
-//!   that path as it is on disk, on top of a "held" commit that records what it is based on,
-//!   so that the write merges once the file is closed.
-//! - Commits made by the jj CLI in a workspace are rebased onto trunk with it.
+//! The step's transaction: trunk gains each workspace's changes (and the commits the jj CLI
+//! made in it), conflicting file/folder sides are both kept, and every working-copy commit
+//! moves onto the new trunk. Pure repository work: no file of any workspace is touched here.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use jj_lib::backend::{CommitId, Signature};
 use jj_lib::commit::Commit;
-use jj_lib::merge::Merge;
-use jj_lib::merged_tree::MergedTree;
 use jj_lib::merged_tree_builder::MergedTreeBuilder;
 use jj_lib::op_store::RefTarget;
 use jj_lib::ref_name::RefName;
 use jj_lib::repo::{MutableRepo, ReadonlyRepo, Repo as _};
 use jj_lib::repo_path::RepoPathBuf;
-use jj_lib::working_copy::{CheckoutStats, SnapshotStats};
-use uuid::Uuid;
 
-use super::repository::{Repository, workspace_name};
-use super::working_copy::{LockedWorkingCopy, Scan};
-use super::{RepoError, block_on};
+use super::prepare::{Prepared, merge3};
+use crate::repo::messages;
+use crate::repo::repository::{Repository, workspace_name};
+use crate::repo::{RepoError, block_on};
 
-/// Trailer of the commits that hold paths a user has open for writing.
-const HELD_TRAILER: &str = "Jjfs-Held:";
-
-/// The files of a workspace as the sync writes them: a mount uses this to swap files whole
-/// and to refuse overwriting what a user changed meanwhile (see `mount::update`).
-pub trait FilesGuard: Send + Sync {
-    /// Called on the writing thread before the check-out; `replaced` are the paths whose
-    /// files the check-out replaces.
-    fn begin(&self, replaced: std::collections::HashSet<PathBuf>);
-    /// Called when the check-out is done; Err when a user's change stopped it.
-    fn end(&self) -> Result<(), String>;
-}
-
-/// What to do with one workspace in a sync step.
-#[derive(Clone)]
-pub struct WorkspacePlan {
-    pub id: Uuid,
-    /// The mount path, named in commit messages.
-    pub label: String,
-    pub backing: PathBuf,
-    /// Where new files are written: the mount when mounted, else the backing directory.
-    pub files_root: PathBuf,
-    /// What to snapshot; None when nothing is known to have changed.
-    pub scan: Option<Scan>,
-    /// Paths users hold open for writing in this mount: never replaced.
-    pub held: Vec<PathBuf>,
-    /// The mount's guard over the sync's writes (None when writing the backing directory).
-    pub guard: Option<Arc<dyn FilesGuard>>,
-}
-
-/// What happened to one workspace.
-#[derive(Debug, Default)]
-pub struct WorkspaceSync {
-    /// Its changes became a commit on trunk.
-    pub committed: bool,
-    pub checkout: Option<CheckoutStats>,
-    /// Paths the snapshot could not record, with why.
-    pub skipped: Vec<(String, String)>,
-    /// Paths left as they are because a user holds them open for writing.
-    pub held: Vec<String>,
-    /// Paths the check-out wrote or removed, as they looked right after.
-    pub written: Vec<(PathBuf, crate::stamp::Stamp)>,
-}
-
-#[derive(Debug, Default)]
-pub struct SyncReport {
-    pub workspaces: Vec<(Uuid, Result<WorkspaceSync, RepoError>)>,
-    /// Commits added to trunk.
-    pub commits: usize,
-    /// A check-out was refused because a user changed a file meanwhile: sync again.
-    pub retry: bool,
-}
-
-/// A locked workspace and what its snapshot found.
-pub(super) struct Prepared {
-    pub(super) plan: WorkspacePlan,
-    pub(super) locked: LockedWorkingCopy,
-    /// Its working-copy commit in the repo's view.
-    wc: Commit,
-    /// Its files' tree, with edits made while it was stale merged onto `wc`.
-    content: MergedTree,
-    /// Someone else rewrote its working-copy commit since its files were written.
-    stale: bool,
-    pub(super) sync: WorkspaceSync,
+/// What the transaction did.
+pub(super) struct Integrated {
+    pub(super) repo: Arc<ReadonlyRepo>,
+    /// Each prepared workspace's commit to check out, in order.
+    pub(super) targets: Vec<Commit>,
+    /// Commits trunk gained.
+    pub(super) commits: usize,
+    /// Conflicting sides moved aside (`from`, `to`).
+    pub(super) kept_both: Vec<(String, String)>,
 }
 
 impl Repository {
-    /// Runs one sync step over `plans` (every mounted workspace of the repo).
-    pub fn sync(&mut self, plans: Vec<WorkspacePlan>, now: Signature) -> SyncReport {
-        let mut report = SyncReport::default();
-        let repo = match self.head() {
-            Ok(repo) => repo,
-            Err(err) => {
-                report.workspaces = plans
-                    .into_iter()
-                    .map(|p| (p.id, Err(RepoError::Jj(err.to_string()))))
-                    .collect();
-                return report;
-            }
-        };
-        let mut plans = plans;
-        plans.sort_by_key(|p| p.id);
-        let started = std::time::Instant::now();
-        let ignores = self.base_ignores();
-        let mut prepared = Vec::new();
-        for plan in plans {
-            let id = plan.id;
-            match self.prepare(&repo, plan, ignores.clone()) {
-                Ok(p) => prepared.push(p),
-                Err(err) => report.workspaces.push((id, Err(err))),
-            }
-        }
-        // A workspace whose files match its commit goes first: when the jj CLI rewrote a
-        // working-copy commit that several workspaces share, the change is credited to the
-        // workspace it was made in.
-        prepared.sort_by_key(|p| (p.stale, p.plan.id));
-        let prepared_at = started.elapsed();
-        let integrated = self.integrate(&repo, &mut prepared, &now);
-        let integrated_at = started.elapsed();
-        let (repo, targets, commits) = match integrated {
-            Ok(result) => result,
-            Err(err) => {
-                for p in prepared {
-                    report
-                        .workspaces
-                        .push((p.plan.id, Err(RepoError::Jj(err.to_string()))));
-                }
-                return report;
-            }
-        };
-        report.commits = commits;
-        self.set_current(repo.clone());
-        let results = super::checkout::check_out_all(prepared, targets, &repo);
-        tracing::debug!(
-            repo = %self.name,
-            "sync step: snapshots {:?}, transaction {:?}, check-outs {:?}",
-            prepared_at,
-            integrated_at - prepared_at,
-            started.elapsed() - integrated_at
-        );
-        for (id, result) in results {
-            if let Err(RepoError::Busy(_)) = &result {
-                report.retry = true;
-            }
-            report.workspaces.push((id, result));
-        }
-        report
-    }
-
-    fn prepare(
-        &self,
-        repo: &Arc<ReadonlyRepo>,
-        plan: WorkspacePlan,
-        ignores: Arc<jj_lib::gitignore::GitIgnoreFile>,
-    ) -> Result<Prepared, RepoError> {
-        let name = workspace_name(&plan.id);
-        let wc_id = repo
-            .view()
-            .get_wc_commit_id(&name)
-            .ok_or_else(|| {
-                RepoError::Jj(format!(
-                    "workspace {} is missing from the repo (was it forgotten with jj?)",
-                    name.as_str()
-                ))
-            })?
-            .clone();
-        let wc = repo.store().get_commit(&wc_id).map_err(RepoError::jj)?;
-        let mut locked = self
-            .working_copy(&plan.backing)
-            .lock(&plan.files_root, plan.scan.as_ref())?;
-        let base = locked.tree().clone();
-        let mut sync = WorkspaceSync::default();
-        let disk = if plan.scan.is_some() {
-            let (tree, stats) = locked.snapshot(ignores)?;
-            sync.skipped = skipped_paths(&stats);
-            tree
-        } else {
-            base.clone()
-        };
-        let stale = wc.tree().tree_ids_and_labels() != base.tree_ids_and_labels();
-        let content = if !stale {
-            disk
-        } else if disk.tree_ids_and_labels() == base.tree_ids_and_labels() {
-            wc.tree()
-        } else {
-            // Stale: someone rewrote this workspace's commit since its files were written.
-            // Keep the edits made on disk since then by merging them onto the new commit.
-            merge3(
-                &wc.tree(),
-                &base,
-                &disk,
-                "working-copy commit",
-                "files on disk",
-            )?
-        };
-        Ok(Prepared {
-            plan,
-            locked,
-            wc,
-            content,
-            stale,
-            sync,
-        })
-    }
-
     /// The transaction: trunk gains each workspace's changes; every working-copy commit
-    /// moves onto the new trunk. Returns the new repo, each workspace's target commit and
-    /// how many commits trunk gained.
-    fn integrate(
+    /// moves onto the new trunk.
+    pub(super) fn integrate(
         &mut self,
         repo: &Arc<ReadonlyRepo>,
         prepared: &mut [Prepared],
         now: &Signature,
-    ) -> Result<(Arc<ReadonlyRepo>, Vec<Commit>, usize), RepoError> {
+    ) -> Result<Integrated, RepoError> {
         let mut tx = repo.start_transaction();
         let trunk_name = RefName::new(&self.trunk).to_owned();
         let (old_trunk, mut rewritten) = resolve_trunk(tx.repo_mut(), &trunk_name, prepared)?;
@@ -248,7 +57,7 @@ impl Repository {
                 }
                 // Held commits, and empty undescribed ones (a working copy the jj CLI moved
                 // away from with `jj new`), carry nothing to keep.
-                if is_held(&commit) || is_discardable(mut_repo, &commit)? {
+                if messages::is_held(commit.description()) || is_discardable(mut_repo, &commit)? {
                     dropped.insert(commit.id().clone());
                     continue;
                 }
@@ -285,7 +94,7 @@ impl Repository {
             } else {
                 mut_repo
                     .new_commit(vec![tip.id().clone()], merged)
-                    .set_description(commit_message(&p.plan.label, &p.plan.id, &self.name))
+                    .set_description(messages::sync_from(&p.plan.label, &p.plan.id, &self.name))
             };
             tip = block_on(
                 builder
@@ -295,6 +104,14 @@ impl Repository {
             )
             .map_err(RepoError::jj)?;
             p.sync.committed = true;
+            commits += 1;
+        }
+        // A conflict between a file and a folder (or a symlink) cannot be written as markers:
+        // both sides are kept, one of them under a name beside the other.
+        let (kept_tip, kept_both) =
+            super::sides::keep_both_sides(tx.repo_mut(), &tip, now, &self.name)?;
+        if let Some(kept) = kept_tip {
+            tip = kept;
             commits += 1;
         }
         if tip.id() != old_trunk.id()
@@ -322,15 +139,20 @@ impl Repository {
         }
         block_on(tx.repo_mut().rebase_descendants()).map_err(RepoError::jj)?;
         if !tx.repo().has_changes() {
-            return Ok((repo.clone(), targets, 0));
+            return Ok(Integrated {
+                repo: repo.clone(),
+                targets,
+                commits: 0,
+                kept_both: Vec::new(),
+            });
         }
-        let description = if commits > 0 {
-            format!("jjfs: sync {commits} change(s)")
-        } else {
-            "jjfs: update working copies".to_owned()
-        };
-        let repo = block_on(tx.commit(description)).map_err(RepoError::jj)?;
-        Ok((repo, targets, commits))
+        let repo = block_on(tx.commit(messages::operation::sync(commits))).map_err(RepoError::jj)?;
+        Ok(Integrated {
+            repo,
+            targets,
+            commits,
+            kept_both,
+        })
     }
 
     /// Moves one workspace onto `tip`: onto the `shared` empty commit, or, when a user holds
@@ -389,7 +211,7 @@ impl Repository {
             let held = block_on(
                 mut_repo
                     .new_commit(vec![tip.id().clone()], tree.clone())
-                    .set_description(held_message(&p.plan.label, &p.plan.id, &held_paths))
+                    .set_description(messages::held(&p.plan.label, &p.plan.id, &held_paths))
                     .write(),
             )
             .map_err(RepoError::jj)?;
@@ -440,7 +262,7 @@ fn resolve_trunk(
     // The side that contains all others wins outright; otherwise the others' commits are
     // rebased, one after another, onto the remote's side when it is one of them.
     let mut heads = block_on(mut_repo.index().heads(&mut adds.iter())).map_err(RepoError::jj)?;
-    let remote = super::git::remote_trunk(mut_repo.base_repo(), trunk.as_str());
+    let remote = crate::repo::git::remote_trunk(mut_repo.base_repo(), trunk.as_str());
     heads.sort_by_key(|id| Some(id) != remote.as_ref());
     let mut tip = mut_repo
         .store()
@@ -451,7 +273,7 @@ fn resolve_trunk(
         for commit in chain_to(mut_repo, &other, tip.id(), true)? {
             rewritten.insert(commit.id().clone());
             // A second history's "create repository" commit has nothing to bring.
-            if commit.description() == CREATE_MESSAGE && is_empty(mut_repo, &commit)? {
+            if commit.description() == messages::CREATE_REPOSITORY && is_empty(mut_repo, &commit)? {
                 mut_repo.record_abandoned_commit(&commit);
                 continue;
             }
@@ -467,10 +289,7 @@ fn resolve_trunk(
     Ok((tip, rewritten))
 }
 
-/// The description of a repo's first, empty commit.
-pub const CREATE_MESSAGE: &str = "jjfs: create repository\n";
-
-fn is_empty(repo: &MutableRepo, commit: &Commit) -> Result<bool, RepoError> {
+pub(super) fn is_empty(repo: &MutableRepo, commit: &Commit) -> Result<bool, RepoError> {
     let parent_tree = block_on(commit.parent_tree(repo)).map_err(RepoError::jj)?;
     Ok(parent_tree.tree_ids_and_labels() == commit.tree().tree_ids_and_labels())
 }
@@ -529,60 +348,4 @@ fn chain_to(
     Ok(order)
 }
 
-fn is_held(commit: &Commit) -> bool {
-    commit
-        .description()
-        .lines()
-        .any(|l| l.starts_with(HELD_TRAILER))
-}
 
-/// `base → side` applied onto `onto`, as jj merges when it rebases.
-fn merge3(
-    onto: &MergedTree,
-    base: &MergedTree,
-    side: &MergedTree,
-    onto_label: &str,
-    side_label: &str,
-) -> Result<MergedTree, RepoError> {
-    block_on(MergedTree::merge(Merge::from_vec(vec![
-        (onto.clone(), onto_label.to_owned()),
-        (base.clone(), "base".to_owned()),
-        (side.clone(), side_label.to_owned()),
-    ])))
-    .map_err(RepoError::jj)
-}
-
-pub fn commit_message(mount: &str, id: &Uuid, repo: &str) -> String {
-    format!("jjfs: sync from {mount}\n\nJjfs-Mount: {id}\nJjfs-Repo: {repo}\n")
-}
-
-fn held_message(mount: &str, id: &Uuid, paths: &[String]) -> String {
-    format!(
-        "jjfs: keep files open for writing in {mount} unchanged until closed\n\n{}\n\n{HELD_TRAILER} {id}\n",
-        paths.join("\n")
-    )
-}
-
-fn skipped_paths(stats: &SnapshotStats) -> Vec<(String, String)> {
-    let mut skipped: Vec<(String, String)> = stats
-        .untracked_paths
-        .iter()
-        .map(|(path, reason)| {
-            (
-                path.as_internal_file_string().to_owned(),
-                format!("{reason:?}"),
-            )
-        })
-        .collect();
-    for (dir, name) in &stats.invalid_utf8_paths {
-        let dir = dir.as_internal_file_string();
-        let name = name.to_string_lossy();
-        let path = if dir.is_empty() {
-            name.into_owned()
-        } else {
-            format!("{dir}/{name}")
-        };
-        skipped.push((path, "the name is not valid UTF-8".to_owned()));
-    }
-    skipped
-}

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -12,18 +11,19 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use uuid::Uuid;
 
 use super::debounce::{Debounce, QUIET};
-use super::mounts::{MountGuard, MountRuntime, Planned, ScanFilter};
+use super::mounts::{MountRuntime, Taken};
+use super::scan::ScanFilter;
 use super::status::SharedStatus;
 use super::{Event, HistoryAnswer};
 use crate::config::{MountConfig, RepoConfig};
 use crate::history;
-use crate::mount::{self, Updater};
+use crate::mount;
 use crate::repo::ignores::IgnoreRules;
 use crate::repo::pack;
 use crate::repo::repository::Repository;
-use crate::repo::sync::FilesGuard;
-use crate::repo::sync::{SyncReport, WorkspacePlan};
+use crate::repo::step::{StepReport, WorkspaceFailed, WorkspacePlan};
 use crate::repo::{Identity, RepoError, user_settings};
+use crate::stamp::Stamp;
 use crate::watch::Watcher;
 
 /// Consecutive failed steps after which a mount counts as unhealthy.
@@ -259,7 +259,7 @@ impl Actor {
             let _ = std::fs::remove_dir_all(&backing);
             return Err(err);
         }
-        let io_mode = runtime.mount().map_or("userspace", |m| m.io_mode());
+        let io_mode = runtime.status().io_mode.unwrap_or("userspace");
         runtime.last_sync = Some(Utc::now());
         self.mounts.insert(id, runtime);
         self.record(format!("opened {} ({io_mode} I/O)", path.display()));
@@ -387,7 +387,7 @@ impl Actor {
         self.retry = false;
         // Fences first, then every change report sent before them: the step sees each change
         // a fence counts, and guards against the rest.
-        let fences: BTreeMap<Uuid, (Updater, u64)> = self
+        let mut fences: BTreeMap<Uuid, (mount::Updater, u64)> = self
             .mounts
             .values()
             .filter_map(|m| m.fence().map(|f| (m.id, f)))
@@ -397,6 +397,9 @@ impl Actor {
         let mut taken = Vec::new();
         let mut plans = Vec::new();
         for m in self.mounts.values_mut() {
+            let Some(read_root) = m.read_root() else {
+                continue;
+            };
             if !m.backing.join(".jj").is_dir() {
                 continue;
             }
@@ -405,8 +408,18 @@ impl Actor {
                 id: m.id,
                 rules: self.repo.ignore_rules(&m.backing),
             };
-            let held = m.held();
-            let planned = m.take_scan(&mut filter, &held);
+            let writers = m.user_writers();
+            let planned = m.take_scan(&mut filter, &writers);
+            let files = match m.files(fences.remove(&m.id)) {
+                Ok(files) => files,
+                Err(err) => {
+                    if let Some(planned) = &planned {
+                        m.restore_scan(planned);
+                    }
+                    m.problem = Some(err);
+                    continue;
+                }
+            };
             let scan = planned.as_ref().map(|p| p.scan.clone());
             if let Some(planned) = planned {
                 taken.push((m.id, planned));
@@ -414,23 +427,18 @@ impl Actor {
             plans.push(WorkspacePlan {
                 id: m.id,
                 label: m.path.display().to_string(),
-                backing: m.backing.clone(),
-                files_root: m.files_root().to_owned(),
+                state: self.repo.state_paths(&m.id, &m.backing),
+                read_root,
+                files,
                 scan,
-                held,
-                guard: fences.get(&m.id).map(|(updater, fence)| {
-                    Arc::new(MountGuard {
-                        updater: updater.clone(),
-                        fence: *fence,
-                    }) as Arc<dyn FilesGuard>
-                }),
+                held: m.held(),
             });
         }
         if plans.is_empty() && !always {
             return 0;
         }
         let started = Instant::now();
-        let report = self.repo.sync(plans, self.repo.settings().signature());
+        let report = self.repo.step(plans, self.repo.settings().signature());
         let commits = report.commits;
         self.apply(report, taken, started);
         release_freed_memory();
@@ -453,57 +461,61 @@ impl Actor {
     }
 
     /// Takes a step's results into the mounts' state.
-    fn apply(&mut self, report: SyncReport, taken: Vec<(Uuid, Planned)>, started: Instant) {
+    fn apply(&mut self, report: StepReport, taken: Vec<(Uuid, Taken)>, started: Instant) {
         let now = Instant::now();
         for (id, result) in report.workspaces {
             let Some(m) = self.mounts.get_mut(&id) else {
                 continue;
             };
-            let planned = taken.iter().find(|(tid, _)| *tid == id).map(|(_, p)| p);
+            let taken = taken.iter().find(|(tid, _)| *tid == id).map(|(_, t)| t);
             match result {
                 Ok(sync) => {
                     m.problem = None;
                     m.failures = 0;
                     m.last_sync = Some(Utc::now());
-                    // What the step wrote or read now shows up in watcher events: echoes.
-                    for (path, stamp) in &sync.written {
-                        m.echoes.remember_stamp(path, *stamp, now);
-                    }
-                    if let Some(planned) = planned {
-                        for (path, stamp) in &planned.stamps {
-                            m.echoes.remember_stamp(path, *stamp, now);
-                        }
-                    }
-                    m.echoes.expire(now);
+                    // What the step read or wrote shows up in watcher events: echoes.
+                    let read = sync
+                        .read
+                        .iter()
+                        .map(|(path, st)| (path.clone(), Stamp::from_stat(Some(st))));
+                    let written = sync
+                        .written
+                        .iter()
+                        .map(|(path, st)| (path.clone(), Stamp::from_stat(st.as_ref())));
+                    m.remember(read.chain(written).collect::<Vec<_>>(), now);
                     for (path, reason) in sync.skipped {
                         m.skip(PathBuf::from(path), reason);
                     }
                 }
-                Err(RepoError::Busy(what)) => {
-                    // A user changed a file the step was about to replace: nothing of theirs
-                    // was touched; the next step snapshots it and merges.
-                    tracing::debug!(repo = %self.name, mount = %m.path.display(), "update deferred: {what}");
-                    if let Some(planned) = planned {
-                        m.restore_scan(planned);
+                Err(WorkspaceFailed { error, touched }) => {
+                    if let Some(taken) = taken {
+                        m.restore_scan(taken);
                     }
-                    self.retry = true;
-                }
-                Err(err) => {
-                    if let Some(planned) = planned {
-                        m.restore_scan(planned);
+                    m.note_touched(touched);
+                    if let RepoError::Busy(what) = &error {
+                        // A user changed a file the step was about to replace: nothing of
+                        // theirs was touched; the next step snapshots it and merges.
+                        tracing::debug!(repo = %self.name, mount = %m.path.display(), "update deferred: {what}");
+                        self.retry = true;
+                        continue;
                     }
                     m.failures += 1;
                     // A file vanishing mid-snapshot fails a step; only a failure that keeps
                     // coming back makes the mount unhealthy.
                     if m.failures >= FAILURES_BEFORE_UNHEALTHY {
-                        tracing::error!(repo = %self.name, mount = %m.path.display(), "sync failed: {err}");
-                        m.problem = Some(format!("sync failed: {err} (details in sync.log)"));
+                        tracing::error!(repo = %self.name, mount = %m.path.display(), "sync failed: {error}");
+                        m.problem = Some(format!("sync failed: {error} (details in sync.log)"));
                     } else {
-                        tracing::warn!(repo = %self.name, mount = %m.path.display(), "sync failed, retrying: {err}");
+                        tracing::warn!(repo = %self.name, mount = %m.path.display(), "sync failed, retrying: {error}");
                         self.retry = true;
                     }
                 }
             }
+        }
+        for (from, to) in &report.kept_both {
+            self.announce(format!(
+                "conflict at {from}: both sides kept, one of them as {to}"
+            ));
         }
         if report.commits > 0 {
             let line = format!(
@@ -512,7 +524,7 @@ impl Actor {
                 started.elapsed().as_millis()
             );
             self.announce(line);
-            crate::sync::status::lock(&self.status).last_sync = Some(Utc::now());
+            crate::engine::status::lock(&self.status).last_sync = Some(Utc::now());
             self.check_store();
         }
         self.publish();
@@ -528,7 +540,7 @@ impl Actor {
         self.next_pack_check = now + PACK_CHECK_INTERVAL;
         let root = self.config.path.clone();
         let store = crate::repo::create::repo_dir(&root);
-        crate::sync::status::lock(&self.status).history_bytes = Some(pack::disk_usage(&store));
+        crate::engine::status::lock(&self.status).history_bytes = Some(pack::disk_usage(&store));
         if self.pack_threshold == 0 || !pack::needs_packing(&root, self.pack_threshold) {
             return;
         }
@@ -540,7 +552,7 @@ impl Actor {
         let thread = std::thread::Builder::new()
             .name(format!("pack-{name}"))
             .spawn(move || {
-                let before = crate::sync::status::lock(&status).history_bytes;
+                let before = crate::engine::status::lock(&status).history_bytes;
                 let started = Instant::now();
                 let result = pack::pack(&root, &settings);
                 let after = pack::disk_usage(&store);
@@ -554,7 +566,7 @@ impl Actor {
                     Err(err) => format!("{err}; history is safe, jjfs tries again later"),
                 };
                 tracing::info!(repo = %name, "{line}");
-                let mut status = crate::sync::status::lock(&status);
+                let mut status = crate::engine::status::lock(&status);
                 status.history_bytes = Some(after);
                 status.record(line);
             });
@@ -571,14 +583,14 @@ impl Actor {
     }
 
     fn record(&self, line: String) {
-        crate::sync::status::lock(&self.status).record(line);
+        crate::engine::status::lock(&self.status).record(line);
     }
 
     /// Publishes the mounts' health and the repo's conflicts for `status` and `list`.
     fn publish(&mut self) {
         let conflicts = self.repo.trunk_conflicts();
         let history_len = self.repo.history_len();
-        let mut status = crate::sync::status::lock(&self.status);
+        let mut status = crate::engine::status::lock(&self.status);
         status.mounts = self.mounts.values().map(MountRuntime::status).collect();
         status.conflicts = conflicts;
         status.history_commits = history_len;

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-use crate::stamp::Stamp;
 use std::time::{Duration, Instant};
+
+use crate::files::Root;
+use crate::stamp::Stamp;
 
 /// How long a remembered state is trusted to explain events.
 const REMEMBER: Duration = Duration::from_secs(10);
@@ -18,8 +19,8 @@ pub struct EchoFilter {
 
 impl EchoFilter {
     /// Remembers how `rel` (under `root`) looks now.
-    pub fn remember(&mut self, root: &Path, rel: &Path, now: Instant) {
-        self.remember_stamp(rel, Stamp::of(&root.join(rel)), now);
+    pub fn remember(&mut self, root: &Root, rel: &Path, now: Instant) {
+        self.remember_stamp(rel, Stamp::of(root, rel), now);
     }
 
     /// Remembers how `rel` looked when the sync wrote or read it.
@@ -28,10 +29,10 @@ impl EchoFilter {
     }
 
     /// Whether an event for `rel` is explained by what was remembered.
-    pub fn is_echo(&self, root: &Path, rel: &Path, now: Instant) -> bool {
+    pub fn is_echo(&self, root: &Root, rel: &Path, now: Instant) -> bool {
         match self.known.get(rel) {
             Some((stamp, at)) if now.duration_since(*at) < REMEMBER => {
-                *stamp == Stamp::of(&root.join(rel))
+                *stamp == Stamp::of(root, rel)
             }
             _ => false,
         }
@@ -51,16 +52,17 @@ mod tests {
     #[test]
     fn an_unchanged_file_is_an_echo_and_an_edit_is_not() {
         let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path()).unwrap();
         let now = Instant::now();
         std::fs::write(dir.path().join("a"), "one").unwrap();
         let mut filter = EchoFilter::default();
-        filter.remember(dir.path(), Path::new("a"), now);
-        assert!(filter.is_echo(dir.path(), Path::new("a"), now));
+        filter.remember(&root, Path::new("a"), now);
+        assert!(filter.is_echo(&root, Path::new("a"), now));
         std::fs::write(dir.path().join("a"), "two!").unwrap();
-        assert!(!filter.is_echo(dir.path(), Path::new("a"), now));
-        assert!(!filter.is_echo(dir.path(), Path::new("b"), now));
-        filter.remember(dir.path(), Path::new("gone"), now);
-        assert!(filter.is_echo(dir.path(), Path::new("gone"), now));
-        assert!(!filter.is_echo(dir.path(), Path::new("gone"), now + REMEMBER));
+        assert!(!filter.is_echo(&root, Path::new("a"), now));
+        assert!(!filter.is_echo(&root, Path::new("b"), now));
+        filter.remember(&root, Path::new("gone"), now);
+        assert!(filter.is_echo(&root, Path::new("gone"), now));
+        assert!(!filter.is_echo(&root, Path::new("gone"), now + REMEMBER));
     }
 }

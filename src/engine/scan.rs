@@ -1,0 +1,243 @@
+//! Planning what a workspace's next snapshot looks at, from the paths its mount and watcher
+//! reported (or everything, for a rescan): directories are expanded into their files, paths
+//! that are ignored and track nothing are left out (a build directory costs nothing), a
+//! changed `.gitignore` brings its whole folder in (files it no longer ignores), and a
+//! nested repository (a folder holding `.git` or `.jj`) is left alone: its files stay in the
+//! mount where it was made, the files jjfs synced there keep their last synced state
+//! everywhere else, and it is reported as skipped. Everything is read beneath the workspace
+//! root without following symlinks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use crate::files::{Kind, Root};
+use crate::repo::working_copy::Scan;
+
+/// What the engine knows about a workspace's paths when it plans a snapshot.
+pub trait ScanFilter {
+    /// Files the workspace tracks under each of `dirs` (every file for the root).
+    fn tracked_under(&mut self, dirs: &[PathBuf]) -> Vec<PathBuf>;
+    /// Whether a path (a directory when `is_dir`) is ignored and tracks nothing: a snapshot
+    /// would leave it alone anyway.
+    fn skips(&mut self, path: &Path, is_dir: bool) -> bool;
+}
+
+/// A planned snapshot.
+#[derive(Debug, Default)]
+pub struct Planned {
+    pub scan: Scan,
+    /// Paths left out on purpose (nested repositories), with why.
+    pub skipped: BTreeMap<PathBuf, String>,
+    /// Tracked files inside nested repositories: kept as they are on disk.
+    pub held: Vec<PathBuf>,
+}
+
+/// Names that are never part of a workspace's files.
+fn is_reserved(name: &OsStr) -> bool {
+    name == ".jj" || name == ".git" || crate::files::is_temp_name(name)
+}
+
+const NESTED_REASON: &str = "a nested repository (it holds .git or .jj): it stays in this mount \
+     only; the files jjfs synced there keep their last synced state in the other mounts";
+
+struct Planner<'a> {
+    root: &'a Root,
+    filter: &'a mut dyn ScanFilter,
+    planned: Planned,
+    /// Directories known to be (true) or not to be (false) nested repositories.
+    nested: BTreeMap<PathBuf, bool>,
+}
+
+impl Planner<'_> {
+    fn is_nested_repo(&mut self, dir: &Path) -> bool {
+        if dir.as_os_str().is_empty() {
+            return false;
+        }
+        if let Some(known) = self.nested.get(dir) {
+            return *known;
+        }
+        let nested = [".git", ".jj"]
+            .iter()
+            .any(|name| matches!(self.root.lstat(&dir.join(name)), Ok(Some(_))));
+        self.nested.insert(dir.to_owned(), nested);
+        if nested {
+            self.planned.skipped.insert(dir.to_owned(), NESTED_REASON.to_owned());
+            let tracked = self.filter.tracked_under(&[dir.to_owned()]);
+            self.planned.held.extend(tracked);
+        }
+        nested
+    }
+
+    /// Whether `path` lies in a nested repository (one of its parent folders is one).
+    fn in_nested_repo(&mut self, path: &Path) -> bool {
+        let ancestors: Vec<PathBuf> = path
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .map(Path::to_owned)
+            .collect();
+        ancestors.iter().rev().any(|dir| self.is_nested_repo(dir))
+    }
+
+    /// Adds every file under `dir` (recursively) to `out`.
+    fn walk(&mut self, dir: &Path, out: &mut BTreeSet<PathBuf>) {
+        let Ok(entries) = self.root.read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            if is_reserved(&entry.name) {
+                continue;
+            }
+            let rel = dir.join(&entry.name);
+            let kind = match entry.kind {
+                Some(kind) => kind,
+                None => match self.root.lstat(&rel) {
+                    Ok(Some(st)) => st.kind,
+                    _ => continue,
+                },
+            };
+            if kind == Kind::Dir {
+                if self.filter.skips(&rel, true) || self.is_nested_repo(&rel) {
+                    continue;
+                }
+                self.walk(&rel, out);
+            } else if !self.filter.skips(&rel, false) {
+                out.insert(rel);
+            }
+        }
+    }
+}
+
+/// Everything: every file on disk and every tracked file (to find the deleted ones); read
+/// when its stat differs from the recorded one.
+pub fn full(root: &Root, filter: &mut dyn ScanFilter) -> Planned {
+    let mut planner = Planner {
+        root,
+        filter,
+        planned: Planned::default(),
+        nested: BTreeMap::new(),
+    };
+    let mut files = BTreeSet::new();
+    planner.walk(Path::new(""), &mut files);
+    for tracked in planner.filter.tracked_under(&[PathBuf::new()]) {
+        if !planner.in_nested_repo(&tracked) {
+            files.insert(tracked);
+        }
+    }
+    planner.planned.scan.rescan = files;
+    planner.planned
+}
+
+/// The files a snapshot must read for a set of changed paths: each path itself, every file
+/// under a path that is a directory now, every file the workspace tracked under a path that
+/// is no longer a directory (a removed or renamed folder), and a changed `.gitignore`'s whole
+/// folder. All of them are read whatever their stat says.
+pub fn changed(root: &Root, paths: &BTreeSet<PathBuf>, filter: &mut dyn ScanFilter) -> Planned {
+    let mut planner = Planner {
+        root,
+        filter,
+        planned: Planned::default(),
+        nested: BTreeMap::new(),
+    };
+    let mut files = BTreeSet::new();
+    let mut gone_dirs = Vec::new();
+    for path in paths {
+        if path.iter().any(is_reserved) || planner.in_nested_repo(path) {
+            continue;
+        }
+        match root.lstat(path) {
+            Ok(Some(st)) if st.kind == Kind::Dir => {
+                if !planner.filter.skips(path, true) && !planner.is_nested_repo(path) {
+                    // A folder that was a file (or a file that was a folder) before.
+                    files.insert(path.clone());
+                    planner.walk(path, &mut files);
+                    gone_dirs.push(path.clone());
+                }
+            }
+            Ok(Some(_)) => {
+                if path.file_name() == Some(OsStr::new(".gitignore")) {
+                    let dir = path.parent().unwrap_or(Path::new("")).to_owned();
+                    planner.walk(&dir, &mut files);
+                }
+                if !planner.filter.skips(path, false) {
+                    files.insert(path.clone());
+                }
+            }
+            _ => {
+                files.insert(path.clone());
+                gone_dirs.push(path.clone());
+            }
+        }
+    }
+    if !gone_dirs.is_empty() {
+        for tracked in planner.filter.tracked_under(&gone_dirs) {
+            if !planner.in_nested_repo(&tracked) {
+                files.insert(tracked);
+            }
+        }
+    }
+    planner.planned.scan.changed = files;
+    planner.planned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake;
+
+    impl ScanFilter for Fake {
+        fn tracked_under(&mut self, dirs: &[PathBuf]) -> Vec<PathBuf> {
+            let mut out = Vec::new();
+            if dirs.contains(&PathBuf::from("old")) {
+                out.extend([PathBuf::from("old/x"), PathBuf::from("old/y/z")]);
+            }
+            if dirs.contains(&PathBuf::from("repo")) {
+                out.push(PathBuf::from("repo/synced.md"));
+            }
+            out
+        }
+
+        fn skips(&mut self, path: &Path, _is_dir: bool) -> bool {
+            path.starts_with("new/build") || path.ends_with("x.swp")
+        }
+    }
+
+    #[test]
+    fn changed_paths_expand_to_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["new/sub", "new/build", "repo/.git"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        for file in ["new/sub/a", "new/b", "new/build/out", "plain", "x.swp", "repo/synced.md", "repo/local"] {
+            std::fs::write(d.join(file), "x").unwrap();
+        }
+        let root = Root::open(d).unwrap();
+        let paths = ["new", "old", "plain", "x.swp", "repo/local", "repo"].map(PathBuf::from);
+        let planned = changed(&root, &paths.into_iter().collect(), &mut Fake);
+        let files: Vec<&str> = planned.scan.changed.iter().map(|p| p.to_str().unwrap()).collect();
+        for expected in ["new/sub/a", "new/b", "old/x", "old/y/z", "plain"] {
+            assert!(files.contains(&expected), "{expected} missing from {files:?}");
+        }
+        assert!(!files.iter().any(|f| f.contains("build") || f.ends_with("swp")), "{files:?}");
+        assert!(!files.iter().any(|f| f.starts_with("repo")), "nested repo scanned: {files:?}");
+        assert!(planned.skipped.contains_key(Path::new("repo")));
+        assert_eq!(planned.held, vec![PathBuf::from("repo/synced.md")]);
+    }
+
+    #[test]
+    fn a_rescan_lists_every_file_but_nested_repositories() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("a/.jj")).unwrap();
+        std::fs::create_dir_all(d.join("b")).unwrap();
+        std::fs::write(d.join("a/inside"), "x").unwrap();
+        std::fs::write(d.join("b/f"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc", d.join("link")).unwrap();
+        let planned = full(&Root::open(d).unwrap(), &mut Fake);
+        let files: Vec<&str> = planned.scan.rescan.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(files, vec!["b/f", "link"]);
+    }
+}
