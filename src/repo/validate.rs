@@ -231,6 +231,102 @@ impl<'a> Validator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    /// Runs git in `dir` with `input` on stdin; its stdout, trimmed.
+    fn git(dir: &Path, args: &[&str], input: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// A tree of (mode, name, id) written byte for byte (names git refuses included).
+    fn tree(dir: &Path, entries: &[(&str, &[u8], &str)]) -> String {
+        let mut bytes = Vec::new();
+        for (mode, name, id) in entries {
+            bytes.extend_from_slice(format!("{mode} ").as_bytes());
+            bytes.extend_from_slice(name);
+            bytes.push(0);
+            bytes.extend_from_slice(ObjectId::from_hex(id.as_bytes()).unwrap().as_bytes());
+        }
+        let args = ["hash-object", "-t", "tree", "--literally", "-w", "--stdin"];
+        git(dir, &args, &bytes)
+    }
+
+    fn commit(dir: &Path, tree: &str, parent: Option<&str>) -> ObjectId {
+        let mut args = vec!["commit-tree", tree, "-m", "c"];
+        args.extend(parent.iter().flat_map(|p| ["-p", p]));
+        ObjectId::from_hex(git(dir, &args, b"").as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn only_new_history_is_walked_and_the_commit_that_brought_a_bad_name_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "--bare", "-q", "."], b"");
+        let blob = git(dir.path(), &["hash-object", "-w", "--stdin"], b"note\n");
+        let good_tree = tree(dir.path(), &[("100644", b"a.md", &blob)]);
+        let good = commit(dir.path(), &good_tree, None);
+        let dotdot = tree(
+            dir.path(),
+            &[("40000", b"..", &good_tree), ("100644", b"a.md", &blob)],
+        );
+        let bad = commit(dir.path(), &dotdot, Some(&good.to_string()));
+        let later_tree = tree(
+            dir.path(),
+            &[
+                ("40000", b"..", &good_tree),
+                ("100644", b"a.md", &blob),
+                ("100644", b"b.md", &blob),
+            ],
+        );
+        let later = commit(dir.path(), &later_tree, Some(&bad.to_string()));
+        let empty = tree(dir.path(), &[("100644", b"", &blob)]);
+        let nameless = commit(dir.path(), &empty, Some(&good.to_string()));
+        let repo = gix::open(dir.path()).unwrap();
+
+        // Nothing known: the commit that added `..` is named, not the later one that kept it.
+        let nothing = |_: &gix::oid| false;
+        let refused = Validator::new(&repo, &nothing).check(later).unwrap_err();
+        assert_eq!(refused.commit, bad);
+        assert_eq!(
+            refused.problem,
+            Problem::UnsafePath {
+                path: b"../a.md".to_vec(),
+                reason: Reason::Reserved
+            }
+        );
+        assert_eq!(refused.short_id(), bad.to_string()[..12]);
+        let refused = Validator::new(&repo, &nothing).check(nameless).unwrap_err();
+        assert_eq!(
+            (refused.commit, refused.problem),
+            (
+                nameless,
+                Problem::UnsafePath {
+                    path: Vec::new(),
+                    reason: Reason::Empty
+                }
+            )
+        );
+        Validator::new(&repo, &nothing).check(good).unwrap();
+
+        // History jj already has is not walked again: what a known commit holds is not judged.
+        let up_to_bad = |id: &gix::oid| id == bad || id == good;
+        Validator::new(&repo, &up_to_bad).check(later).unwrap();
+    }
 
     #[test]
     fn names_that_cannot_reach_a_working_copy() {
