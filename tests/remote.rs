@@ -500,3 +500,342 @@ fn init_from_an_empty_remote_starts_the_history_there() {
         Some("first\n")
     );
 }
+
+/// Runs `git ARGS` in `dir` with `input` on stdin, asserts success, returns stdout trimmed.
+#[track_caller]
+fn git_with_input(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// One entry of a git tree: mode, name, hex object id.
+struct TreeEntry {
+    mode: String,
+    name: Vec<u8>,
+    id: String,
+}
+
+fn entry(mode: &str, name: &[u8], id: &str) -> TreeEntry {
+    TreeEntry {
+        // Trees are written "40000", as git does (ls-tree shows "040000").
+        mode: mode.trim_start_matches('0').to_owned(),
+        name: name.to_vec(),
+        id: id.trim().to_owned(),
+    }
+}
+
+/// Writes a tree object of `entries` into `bare` byte for byte, so that names git's own
+/// tools refuse (`..`, `.git`, one holding `/`) can be made. Returns its id.
+fn raw_tree(bare: &Path, entries: &[TreeEntry]) -> String {
+    let mut bytes = Vec::new();
+    for e in entries {
+        bytes.extend_from_slice(e.mode.as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(&e.name);
+        bytes.push(0);
+        bytes.extend(
+            (0..e.id.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&e.id[i..i + 2], 16).unwrap()),
+        );
+    }
+    git_with_input(
+        bare,
+        &["hash-object", "-t", "tree", "--literally", "-w", "--stdin"],
+        &bytes,
+    )
+}
+
+/// The entries of `rev`'s root tree in `bare`.
+fn tree_entries(bare: &Path, rev: &str) -> Vec<TreeEntry> {
+    git(bare, &["ls-tree", "-z", rev])
+        .split('\0')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let (meta, name) = line.split_once('\t').unwrap();
+            let meta: Vec<&str> = meta.split(' ').collect();
+            entry(meta[0], name.as_bytes(), meta[2])
+        })
+        .collect()
+}
+
+/// A commit in `bare` whose root tree is `parent`'s (if any) plus `extra`; returns its id.
+fn commit_with(bare: &Path, parent: Option<&str>, extra: Vec<TreeEntry>) -> String {
+    let mut entries = parent.map(|p| tree_entries(bare, p)).unwrap_or_default();
+    entries.extend(extra);
+    let tree = raw_tree(bare, &entries);
+    let mut args = vec!["commit-tree", tree.as_str(), "-m", "from another machine"];
+    if let Some(parent) = parent {
+        args.extend(["-p", parent]);
+    }
+    git(bare, &args).trim().to_owned()
+}
+
+/// An unsafe root entry a hostile or broken machine can push, and how its path is reported.
+struct Unsafe {
+    entry: TreeEntry,
+    shown: &'static str,
+}
+
+/// Three kinds of unsafe entry, made in `bare`. (An empty name would be a fourth, but git
+/// itself refuses to send a tree holding one.)
+fn unsafe_entries(bare: &Path) -> Vec<Unsafe> {
+    let blob = git_with_input(bare, &["hash-object", "-w", "--stdin"], b"evil\n");
+    let holding = |name: &[u8]| raw_tree(bare, &[entry("100644", name, &blob)]);
+    vec![
+        Unsafe {
+            entry: entry("40000", b"..", &holding(b"evil")),
+            shown: "\"../evil\"",
+        },
+        Unsafe {
+            entry: entry("40000", b".git", &holding(b"config")),
+            shown: "\".git/config\"",
+        },
+        Unsafe {
+            entry: entry("100644", b"x/../../y", &blob),
+            shown: "\"x/../../y\" (a name holding \"/\")",
+        },
+    ]
+}
+
+/// The commit `rev` names in git directory `dir`.
+fn rev_parse(dir: &Path, rev: &str) -> String {
+    git(dir, &["rev-parse", rev]).trim().to_owned()
+}
+
+#[test]
+fn a_bad_commit_on_the_remote_never_wedges_the_repo() {
+    let env = TestEnv::new();
+    let bare = bare_repo(&env, "shared");
+    let mounts = env.with_mounts(2);
+    env.ok(&["remote", "add", bare.to_str().unwrap()]);
+    std::fs::write(mounts[0].join("start.md"), "before\n").unwrap();
+    env.ok(&["sync"]);
+    let good = rev_parse(&bare, "main");
+    let pid = env.daemon_pid();
+    let store = env.home().join("repos/default/.jj/repo/store/git");
+
+    for (round, Unsafe { entry, shown }) in unsafe_entries(&bare).into_iter().enumerate() {
+        // Another machine pushes a commit on top of the remote's main holding the bad path.
+        let bad = commit_with(&bare, Some(&good), vec![entry]);
+        git(&bare, &["update-ref", "refs/heads/main", &bad]);
+
+        let out = env.run(&["sync"]);
+        assert!(out.status.success(), "{out:?}\n{}", env.log_tail(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("warning: remote"), "{stderr}");
+        let status = repo_status(&env, "default");
+        assert_eq!(status["remote_state"], "delayed", "{status}");
+        assert!(status["next_retry"].is_string(), "{status}");
+        let error = status["last_error"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            error.contains(&format!("commit {}", &bad[..12])) && error.contains(shown),
+            "round {round}: {error}"
+        );
+        assert!(
+            error.contains("it is not integrated until the remote is fixed"),
+            "{error}"
+        );
+        assert_eq!(error.lines().count(), 1, "{error}");
+        // jj never imported it: the remote-tracking ref is back where it was.
+        assert_eq!(rev_parse(&store, "refs/remotes/origin/main"), good);
+
+        // Local sync goes on, every mount stays healthy, the daemon is the same.
+        let note = format!("edit {round}\n");
+        std::fs::write(mounts[0].join("local.md"), &note).unwrap();
+        wait_content(&mounts[1].join("local.md"), &note);
+        std::fs::write(mounts[1].join("back.md"), &note).unwrap();
+        wait_content(&mounts[0].join("back.md"), &note);
+        for mount in env.list() {
+            assert_eq!(mount["health"], "healthy", "{mount}");
+        }
+        assert!(!mounts[0].join("..").join("evil").exists());
+        assert_eq!(env.daemon_pid(), pid, "the daemon restarted");
+    }
+
+    // The remote is fixed (main forced back to good history): backups resume at once.
+    git(&bare, &["update-ref", "refs/heads/main", &good]);
+    std::fs::write(mounts[0].join("latest.md"), "after the fix\n").unwrap();
+    env.ok(&["sync"]);
+    let status = repo_status(&env, "default");
+    assert_eq!(status["remote_state"], "ok", "{status}");
+    assert!(status["last_error"].is_null(), "{status}");
+    assert_eq!(
+        remote_file(&bare, "main", "latest.md").as_deref(),
+        Some("after the fix\n")
+    );
+    assert_eq!(
+        remote_file(&bare, "main", "local.md").as_deref(),
+        Some("edit 2\n")
+    );
+    git(&bare, &["merge-base", "--is-ancestor", &good, "main"]);
+}
+
+#[test]
+fn init_from_a_remote_with_an_unsafe_path_fails_and_leaves_nothing() {
+    let env = TestEnv::new();
+    let bare = bare_repo(&env, "hostile");
+    let blob = git_with_input(&bare, &["hash-object", "-w", "--stdin"], b"a note\n");
+    let main = commit_with(&bare, None, vec![entry("100644", b"notes.md", &blob)]);
+    git(&bare, &["update-ref", "refs/heads/main", &main]);
+    for (round, Unsafe { entry, shown }) in unsafe_entries(&bare).into_iter().enumerate() {
+        // main is fine; another branch being imported holds the bad path.
+        let bad = commit_with(&bare, Some(&main), vec![entry]);
+        git(&bare, &["update-ref", "refs/heads/side", &bad]);
+        let name = format!("hostile{round}");
+        let out = env.run(&["init", &name, "--from", bare.to_str().unwrap()]);
+        assert!(!out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(
+            errors[0].contains(&format!("the remote's side has commit {}", &bad[..12]))
+                && errors[0].contains(shown),
+            "{stderr}"
+        );
+        assert!(!env.home().join("repos").join(&name).exists());
+        let config = std::fs::read_to_string(env.home().join("config.json")).unwrap_or_default();
+        assert!(!config.contains(&name), "{config}");
+    }
+    // The same remote once fixed imports fine.
+    git(&bare, &["update-ref", "-d", "refs/heads/side"]);
+    env.ok(&["init", "fixed", "--from", bare.to_str().unwrap()]);
+    let mount = env.open("fixed", "fixed");
+    assert_eq!(read(&mount.join("notes.md")).as_deref(), Some("a note\n"));
+}
+
+/// Processes whose environment has `JJFS_HOME=home`: (pid, parent pid, command line, whether
+/// it carries a git call's deadline marker).
+fn processes_of(home: &Path) -> Vec<(i32, i32, String, bool)> {
+    let want = format!("JJFS_HOME={}", home.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+        if !vars.contains(&want.as_bytes()) {
+            continue;
+        }
+        let marked = vars.iter().any(|v| v.starts_with(b"JJFS_GIT_CALL="));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        found.push((pid, ppid, cmdline, marked));
+    }
+    found
+}
+
+#[test]
+fn a_remote_that_never_answers_is_given_up_on_at_the_deadline() {
+    let scratch = tempfile::tempdir().unwrap();
+    let never = scratch.path().join("never-answers.sh");
+    std::fs::write(&never, "#!/bin/sh\nsleep 3600\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&never, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = TestEnv::new()
+        .with_env("GIT_SSH_COMMAND", never.to_str().unwrap())
+        .with_env("JJFS_REMOTE_TIMEOUT", "5");
+    let mounts = env.with_mounts(2);
+    let daemon = env.daemon_pid().unwrap() as i32;
+    env.ok(&["remote", "add", "ssh://127.0.0.1:1/never.git"]);
+    std::fs::write(mounts[0].join("note.md"), "kept locally\n").unwrap();
+
+    // `jjfs sync` returns within the deadline and a little, with its warning.
+    let started = std::time::Instant::now();
+    let mut sync = env
+        .jjfs_cmd()
+        .arg("sync")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let limit = std::time::Duration::from_secs(15);
+    let finished = common::wait_until(limit, || sync.try_wait().unwrap().is_some());
+    if !finished {
+        let _ = sync.kill();
+    }
+    let out = sync.wait_with_output().unwrap();
+    assert!(finished, "jjfs sync was still waiting after {limit:?}");
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("warning: remote")
+            && stderr.contains("remote ssh://127.0.0.1:1/never.git did not answer within 5 s"),
+        "{stderr}"
+    );
+    eprintln!("jjfs sync returned after {:?}", started.elapsed());
+    wait_content(&mounts[1].join("note.md"), "kept locally\n");
+    let status = repo_status(&env, "default");
+    assert_eq!(status["remote_state"], "delayed", "{status}");
+    assert!(
+        status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not answer within 5 s")),
+        "{status}"
+    );
+
+    // With the remote removed, no git, ssh or sleep of the daemon's is left behind: each
+    // retry meanwhile was killed at its deadline too.
+    env.ok(&["remote", "remove"]);
+    let leftovers = || {
+        processes_of(&env.home())
+            .into_iter()
+            .filter(|(pid, ppid, cmd, marked)| {
+                *marked || (*ppid == daemon && !cmd.contains("--watchdog") && *pid != daemon)
+            })
+            .collect::<Vec<_>>()
+    };
+    let clean = common::wait_until(std::time::Duration::from_secs(15), || {
+        leftovers().is_empty()
+    });
+    assert!(clean, "left behind: {:?}", leftovers());
+
+    // A call in progress does not hold up the daemon's shutdown either.
+    env.ok(&["remote", "add", "ssh://127.0.0.1:1/never.git"]);
+    wait_for("a git call to the remote", || {
+        processes_of(&env.home())
+            .iter()
+            .any(|p| p.3 && p.2.contains("sleep"))
+    });
+    let stopping = std::time::Instant::now();
+    env.ok(&["stop"]);
+    let everything_gone = common::wait_until(std::time::Duration::from_secs(10), || {
+        processes_of(&env.home()).is_empty()
+    });
+    assert!(
+        everything_gone,
+        "left behind: {:?}",
+        processes_of(&env.home())
+    );
+    assert!(
+        stopping.elapsed() < std::time::Duration::from_secs(4),
+        "stopping took {:?}: the call was not cancelled",
+        stopping.elapsed()
+    );
+}

@@ -1,4 +1,8 @@
-//! The remote worker of one repo.
+//! The remote worker of one repo: its loop, its cycles, and what it publishes for `status`.
+//!
+//! Nothing in a cycle can stop the worker: a panic (in jj-lib or git handling) becomes the
+//! cycle's error, and every git call has a deadline (`repo::deadline`), so a remote that never
+//! answers fails the cycle instead of holding up `jjfs sync` or the daemon's shutdown.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -8,6 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use jj_lib::settings::UserSettings;
 
 use super::schedule::Schedule;
+use crate::repo::deadline::GitCalls;
 use crate::repo::git::{self, Pushed};
 use crate::engine::{Event, SharedStatus};
 
@@ -36,6 +41,8 @@ pub struct RemoteHandle {
     pub tx: Sender<RemoteCommand>,
     /// Disconnected when the worker's thread ends.
     done: Receiver<()>,
+    /// The worker's git calls, to stop the one in progress.
+    calls: GitCalls,
 }
 
 /// How long stopping waits for a network call in progress before leaving it behind.
@@ -51,6 +58,8 @@ impl RemoteHandle {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
         let name = settings.name.clone();
+        let calls = GitCalls::from_env();
+        let worker_calls = calls.clone();
         std::thread::Builder::new()
             .name(format!("remote-{name}"))
             .spawn(move || {
@@ -62,16 +71,19 @@ impl RemoteHandle {
                     actor,
                     status,
                     configured_url: None,
+                    calls: worker_calls,
                 }
                 .run(rx)
             })?;
-        Ok(Self { tx, done })
+        Ok(Self { tx, done, calls })
     }
 
-    /// Stops the worker; a push or fetch still running after `STOP_GRACE` is left to finish
-    /// on its own (nothing it does can lose data: it only adds operations).
+    /// Stops the worker, killing the git of a push or fetch in progress; if the worker still
+    /// has not ended after `STOP_GRACE`, it is left to finish on its own (nothing it does can
+    /// lose data: it only adds operations).
     pub fn stop(self) {
         let _ = self.tx.send(RemoteCommand::Shutdown);
+        self.calls.cancel();
         if let Err(RecvTimeoutError::Timeout) = self.done.recv_timeout(STOP_GRACE) {
             tracing::warn!("the remote is slow to answer; stopping without waiting for it");
         }
@@ -95,6 +107,7 @@ struct Worker {
     schedule: Schedule,
     /// The URL last written to the repo's git config.
     configured_url: Option<String>,
+    calls: GitCalls,
 }
 
 impl Worker {
@@ -111,26 +124,63 @@ impl Worker {
             match rx.recv_timeout(wait) {
                 Ok(RemoteCommand::SyncNow(reply)) => {
                     let result = self.cycle();
-                    let _ = reply.send(result);
-                }
-                Ok(RemoteCommand::Configure(settings)) => {
-                    let url_changed = settings.url != self.settings.url;
-                    self.schedule
-                        .set_interval(settings.push_interval, Instant::now());
-                    self.settings = settings;
-                    if url_changed {
-                        // A new remote is tried at once, a removed one forgotten.
-                        self.schedule = Schedule::new(self.settings.push_interval, Instant::now());
-                        self.publish();
+                    let _ = reply.send(result.clone());
+                    if !self.answer_waiting(result, &rx) {
+                        return;
                     }
                 }
+                Ok(RemoteCommand::Configure(settings)) => self.configure(settings),
                 Ok(RemoteCommand::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {
                     if self.settings.url.is_some() && self.schedule.due(Instant::now()) {
-                        let _ = self.cycle();
+                        let result = self.cycle();
+                        if !self.answer_waiting(result, &rx) {
+                            return;
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// After a failed cycle, answers the `jjfs sync` calls that arrived while it ran with its
+    /// error instead of trying a failing remote again right away (which would make them wait
+    /// up to twice the deadline), until the remote is changed; other commands are handled as
+    /// usual. After a successful
+    /// cycle they run one of their own, so they see every change made before they asked.
+    /// False when the worker must stop.
+    fn answer_waiting(&mut self, result: Result<(), String>, rx: &Receiver<RemoteCommand>) -> bool {
+        let Err(err) = result else {
+            return true;
+        };
+        while let Ok(command) = rx.try_recv() {
+            match command {
+                RemoteCommand::SyncNow(reply) => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                RemoteCommand::Configure(settings) => {
+                    let new_remote = settings.url != self.settings.url;
+                    self.configure(settings);
+                    if new_remote {
+                        // Later requests are for the new remote: the main loop runs them.
+                        return true;
+                    }
+                }
+                RemoteCommand::Shutdown => return false,
+            }
+        }
+        true
+    }
+
+    fn configure(&mut self, settings: RemoteSettings) {
+        let url_changed = settings.url != self.settings.url;
+        self.schedule
+            .set_interval(settings.push_interval, Instant::now());
+        self.settings = settings;
+        if url_changed {
+            // A new remote is tried at once, a removed one forgotten.
+            self.schedule = Schedule::new(self.settings.push_interval, Instant::now());
+            self.publish();
         }
     }
 
@@ -139,7 +189,7 @@ impl Worker {
         let Some(url) = self.settings.url.clone() else {
             return Ok(());
         };
-        let result = self.exchange(&url);
+        let result = self.guarded_exchange(&url);
         let now = Instant::now();
         match &result {
             Ok(()) => {
@@ -165,6 +215,17 @@ impl Worker {
         result
     }
 
+    /// `exchange`, with a panic turned into its error (the worker lives on).
+    fn guarded_exchange(&mut self, url: &str) -> Result<(), String> {
+        let repo = self.settings.name.clone();
+        let result = without_panics(&repo, || self.exchange(url));
+        if result.as_ref().is_err_and(|e| e.starts_with(INTERNAL)) {
+            // What the panic interrupted is done again from scratch.
+            self.configured_url = None;
+        }
+        result
+    }
+
     fn exchange(&mut self, url: &str) -> Result<(), String> {
         let (root, trunk) = (self.settings.root.clone(), self.settings.trunk.clone());
         if self.configured_url.as_deref() != Some(url) {
@@ -172,10 +233,13 @@ impl Worker {
             self.configured_url = Some(url.to_owned());
         }
         for _ in 0..PUSH_ATTEMPTS {
-            git::fetch(&root, &self.user_settings, &trunk).map_err(|e| e.to_string())?;
+            git::fetch(&root, &self.user_settings, &trunk, &self.calls)
+                .map_err(|e| e.to_string())?;
             self.status_mut(|s| s.last_fetch = Some(Utc::now()));
             self.integrate()?;
-            match git::push(&root, &self.user_settings, &trunk).map_err(|e| e.to_string())? {
+            match git::push(&root, &self.user_settings, &trunk, &self.calls)
+                .map_err(|e| e.to_string())?
+            {
                 pushed @ (Pushed::Pushed | Pushed::UpToDate) => {
                     if pushed == Pushed::Pushed {
                         self.record(format!("pushed {trunk} to {url}"));
@@ -221,5 +285,46 @@ impl Worker {
             s.last_error = error;
             s.next_retry = retry;
         });
+    }
+}
+
+/// How a panic shows in `status`.
+const INTERNAL: &str = "internal error in jjfs";
+
+/// Runs `work`, turning a panic in it into an error (logged with its message).
+fn without_panics(repo: &str, work: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let message = panic_message(panic.as_ref());
+        tracing::error!(repo, "the remote worker panicked: {message}");
+        Err(format!("{INTERNAL}: {message}; see sync.log"))
+    })
+}
+
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_cycles_error() {
+        let result = without_panics("notes", || panic!("index out of range"));
+        assert_eq!(
+            result,
+            Err("internal error in jjfs: index out of range; see sync.log".to_owned())
+        );
+        let result = without_panics("notes", || panic!("{} went wrong", "something"));
+        assert_eq!(
+            result,
+            Err("internal error in jjfs: something went wrong; see sync.log".to_owned())
+        );
+        assert_eq!(without_panics("notes", || Ok(())), Ok(()));
     }
 }

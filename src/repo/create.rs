@@ -37,6 +37,7 @@ pub fn create_repo(
 
 /// Creates the repo at `root` from the git repository at `url` (history kept, `url` as its
 /// remote; see `git::clone_into`), reporting a long fetch's progress. Returns the trunk.
+/// History with a path no workspace may hold is refused, and nothing is left behind.
 pub fn create_from(
     root: &Path,
     settings: &UserSettings,
@@ -45,7 +46,8 @@ pub fn create_from(
     progress: &mut dyn GitProgressSink,
 ) -> Result<String, RepoError> {
     create_with(root, settings, ignore, |_| {
-        let (trunk, found) = super::git::clone_into(root, settings, url, progress)?;
+        let calls = super::deadline::GitCalls::from_env();
+        let (trunk, found) = super::git::clone_into(root, settings, url, progress, &calls)?;
         if !found {
             // An empty remote: start the history here; the first push fills it.
             ensure_trunk(&super::git::head(root, settings)?, &trunk)?;

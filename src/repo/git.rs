@@ -2,13 +2,20 @@
 //! from an existing git repository. jj-lib runs `git` for the network work (so ssh keys,
 //! agents and credential helpers work as for git).
 //!
+//! Two guards stand between a remote and the repo: each network call's git has a deadline on
+//! silence (`deadline`), and history a fetch brought is checked (`validate`) after git wrote
+//! it and before jj-lib imports it; refused history is never imported (the remote-tracking
+//! refs are put back), so a bad commit on a remote cannot wedge the repo.
+//!
 //! Each call works through a fresh `RepoLoader`: jj-lib's store caches the git remote
 //! configuration when it loads, so a long-lived one would not see a remote added since. The
 //! operations these calls commit are merged by the sync actor when it next loads the repo.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
+
+use gix::ObjectId;
 
 use jj_lib::git::{
     self, GitFetch, GitFetchRefExpression, GitImportOptions, GitProgress, GitPushOptions,
@@ -22,6 +29,8 @@ use jj_lib::settings::UserSettings;
 use jj_lib::str_util::{StringExpression, StringMatcher};
 
 use super::create::load_repo;
+use super::deadline::{GitCalls, Stopped, Watch};
+use super::validate::Validator;
 use super::{RepoError, block_on};
 
 /// The name of the git remote jjfs backs a repo up to.
@@ -155,8 +164,12 @@ impl GitSubprocessCallback for Callback<'_> {
 }
 
 /// How git runs for a daemon: never waiting for a password or host-key prompt nobody sees,
-/// nor long for a host that does not answer (a user's own `GIT_SSH_COMMAND` is kept).
-fn subprocess_options(settings: &UserSettings) -> Result<GitSubprocessOptions, RepoError> {
+/// nor long for a host that does not answer (a user's own `GIT_SSH_COMMAND` is kept), and
+/// marked for the deadline `watch` keeps.
+fn subprocess_options(
+    settings: &UserSettings,
+    watch: &Watch,
+) -> Result<GitSubprocessOptions, RepoError> {
     let mut options = GitSettings::from_settings(settings)
         .map_err(RepoError::jj)?
         .to_subprocess_options();
@@ -169,7 +182,104 @@ fn subprocess_options(settings: &UserSettings) -> Result<GitSubprocessOptions, R
             "ssh -o BatchMode=yes -o ConnectTimeout=30".into(),
         );
     }
+    let (key, value) = watch.env();
+    options.environment.insert(key, value);
     Ok(options)
+}
+
+/// Starts the deadline of one network call.
+fn watch(calls: &GitCalls) -> Result<Watch, RepoError> {
+    calls
+        .watch()
+        .ok_or_else(|| RepoError::Remote("stopped: jjfs is shutting down".to_owned()))
+}
+
+/// The error of a network call that failed with `err`: the deadline's if the watchdog
+/// stopped it, else git's own message.
+fn network_error(
+    stopped: Option<Stopped>,
+    git_repo: &gix::Repository,
+    callback: &Callback,
+    err: impl std::fmt::Display,
+) -> RepoError {
+    match stopped {
+        Some(Stopped::Silent(after)) => RepoError::RemoteTimeout {
+            url: origin_url(git_repo),
+            secs: after.as_secs(),
+        },
+        Some(Stopped::Cancelled) => RepoError::Remote("stopped: jjfs is shutting down".to_owned()),
+        None => callback.error(err),
+    }
+}
+
+/// `origin`'s URL as git has it (for messages).
+fn origin_url(git_repo: &gix::Repository) -> String {
+    git_repo
+        .find_remote(REMOTE)
+        .ok()
+        .and_then(|r| r.url(gix::remote::Direction::Fetch).map(|u| u.to_bstring()))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| REMOTE.to_owned())
+}
+
+fn git_repo(store: &jj_lib::store::Store) -> Result<gix::Repository, RepoError> {
+    Ok(git::get_git_backend(store)
+        .map_err(RepoError::jj)?
+        .git_repo())
+}
+
+/// The remote-tracking refs of `origin` in the git store: full name to commit.
+fn remote_refs(git_repo: &gix::Repository) -> Result<BTreeMap<String, ObjectId>, RepoError> {
+    let prefix = format!("refs/remotes/{REMOTE}/");
+    let platform = git_repo.references().map_err(RepoError::jj)?;
+    let mut refs = BTreeMap::new();
+    for reference in platform.prefixed(prefix.as_str()).map_err(RepoError::jj)? {
+        let reference = reference.map_err(RepoError::jj)?;
+        if let Some(id) = reference.target().try_id() {
+            refs.insert(reference.name().as_bstr().to_string(), id.to_owned());
+        }
+    }
+    Ok(refs)
+}
+
+/// Puts `origin`'s remote-tracking refs back as they were `before` a fetch, so that jj never
+/// imports what the fetch brought.
+fn restore_remote_refs(
+    git_repo: &gix::Repository,
+    before: &BTreeMap<String, ObjectId>,
+) -> Result<(), RepoError> {
+    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+    let now = remote_refs(git_repo)?;
+    let names: std::collections::BTreeSet<&String> = before.keys().chain(now.keys()).collect();
+    for name in names {
+        let (was, is) = (before.get(name), now.get(name));
+        if was == is {
+            continue;
+        }
+        let change = match was {
+            Some(id) => Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: "jjfs: refused fetched history".into(),
+                },
+                expected: PreviousValue::Any,
+                new: gix::refs::Target::Object(*id),
+            },
+            None => Change::Delete {
+                expected: PreviousValue::Any,
+                log: RefLog::AndReference,
+            },
+        };
+        git_repo
+            .edit_reference(RefEdit {
+                change,
+                name: name.as_str().try_into().map_err(RepoError::jj)?,
+                deref: false,
+            })
+            .map_err(RepoError::jj)?;
+    }
+    Ok(())
 }
 
 pub(super) fn head(root: &Path, settings: &UserSettings) -> Result<Arc<ReadonlyRepo>, RepoError> {
@@ -221,16 +331,26 @@ fn import_options(settings: &UserSettings, trunk: &str) -> Result<GitImportOptio
     })
 }
 
-/// Fetches `bookmarks` from `origin` into `mut_repo` and imports them. Returns what the import
-/// changed and, when `ask_default_branch` (one more round trip to the remote), the branch the
-/// remote's HEAD names.
+/// What happens to history a fetch refused (the end of `RepoError::UnsafeCommit`'s message).
+const NOT_INTEGRATED: &str = "it is not integrated until the remote is fixed";
+const NOT_IMPORTED: &str = "nothing was imported; fix the remote and try again";
+
+/// Fetches `bookmarks` from `origin` into `mut_repo` and imports them, unless the new history
+/// holds a commit no workspace may check out (see `validate`): then the remote-tracking refs
+/// are put back and nothing is imported. `known` says whether jj already has a commit.
+/// Returns what the import changed and, when `ask_default_branch` (one more round trip to
+/// the remote), the branch the remote's HEAD names.
+#[allow(clippy::too_many_arguments)]
 fn fetch_origin(
     mut_repo: &mut jj_lib::repo::MutableRepo,
+    known: &dyn Fn(&gix::oid) -> bool,
     settings: &UserSettings,
     options: &GitImportOptions,
     bookmarks: StringExpression,
     ask_default_branch: bool,
     callback: &mut Callback,
+    calls: &GitCalls,
+    refused: &'static str,
 ) -> Result<(git::GitImportStats, Option<jj_lib::ref_name::RefNameBuf>), RepoError> {
     let refspecs = git::expand_fetch_refspecs(
         origin(),
@@ -240,36 +360,84 @@ fn fetch_origin(
         },
     )
     .map_err(RepoError::jj)?;
-    let mut fetch =
-        GitFetch::new(mut_repo, subprocess_options(settings)?, options).map_err(RepoError::jj)?;
-    fetch
+    let git_repo = git_repo(mut_repo.store())?;
+    let before = remote_refs(&git_repo)?;
+    let watch = watch(calls)?;
+    let mut fetch = GitFetch::new(mut_repo, subprocess_options(settings, &watch)?, options)
+        .map_err(RepoError::jj)?;
+    let network = fetch
         .fetch(origin(), refspecs, &mut *callback, None)
-        .map_err(|e| callback.error(e))?;
+        .map_err(|e| e.to_string())
+        .and_then(|()| match ask_default_branch {
+            true => fetch
+                .get_default_branch(origin())
+                .map_err(|e| e.to_string()),
+            false => Ok(None),
+        });
+    let stopped = watch.finish();
+    let default_branch = network.map_err(|e| network_error(stopped, &git_repo, callback, e))?;
+
+    // Check what arrived before jj reads any of it.
+    let after = remote_refs(&git_repo)?;
+    let mut validator = Validator::new(&git_repo, known);
+    for (name, tip) in &after {
+        if before.get(name) == Some(tip) {
+            continue;
+        }
+        if let Err(refused_commit) = validator.check(*tip) {
+            restore_remote_refs(&git_repo, &before)?;
+            let branch = name
+                .strip_prefix(&format!("refs/remotes/{REMOTE}/"))
+                .unwrap_or(name);
+            tracing::warn!(
+                "refused {name} at {tip}: commit {} has {}",
+                refused_commit.commit,
+                refused_commit.problem
+            );
+            return Err(RepoError::UnsafeCommit {
+                branch: branch.to_owned(),
+                commit: refused_commit.short_id(),
+                problem: refused_commit.problem,
+                then: refused,
+            });
+        }
+    }
     let stats = block_on(fetch.import_refs()).map_err(RepoError::jj)?;
-    let default_branch = if ask_default_branch {
-        fetch
-            .get_default_branch(origin())
-            .map_err(|e| callback.error(e))?
-    } else {
-        None
-    };
     Ok((stats, default_branch))
+}
+
+/// Whether the jj index of `repo` has commit `id`.
+fn known_to(repo: &ReadonlyRepo) -> impl Fn(&gix::oid) -> bool + '_ {
+    move |id| {
+        let id = jj_lib::backend::CommitId::from_bytes(id.as_bytes());
+        block_on(repo.index().has_id(&id)).unwrap_or(false)
+    }
 }
 
 /// Fetches trunk from `origin` and records it in a new operation (the sync actor integrates
 /// it). Returns whether anything changed.
-pub fn fetch(root: &Path, settings: &UserSettings, trunk: &str) -> Result<bool, RepoError> {
+/// A commit whose tree holds an unsafe path is refused (`RepoError::UnsafeCommit`): nothing
+/// is imported, and the next fetch tries again.
+pub fn fetch(
+    root: &Path,
+    settings: &UserSettings,
+    trunk: &str,
+    calls: &GitCalls,
+) -> Result<bool, RepoError> {
     let repo = head(root, settings)?;
     let options = import_options(settings, trunk)?;
     let mut tx = repo.start_transaction();
     let mut callback = Callback::new(None);
     let (stats, _) = fetch_origin(
         tx.repo_mut(),
+        &known_to(&repo),
         settings,
         &options,
         StringExpression::exact(trunk),
         false,
         &mut callback,
+        calls,
+        NOT_INTEGRATED,
     )?;
     let trunk_ref = RefName::new(trunk);
     // The remote deleting trunk must not delete ours: it is pushed back instead.
@@ -298,7 +466,12 @@ pub enum Pushed {
 }
 
 /// Pushes trunk to `origin` if the remote's trunk is an ancestor of ours (never forcing).
-pub fn push(root: &Path, settings: &UserSettings, trunk: &str) -> Result<Pushed, RepoError> {
+pub fn push(
+    root: &Path,
+    settings: &UserSettings,
+    trunk: &str,
+    calls: &GitCalls,
+) -> Result<Pushed, RepoError> {
     let repo = head(root, settings)?;
     let trunk_ref = RefName::new(trunk);
     let view = repo.view();
@@ -329,15 +502,18 @@ pub fn push(root: &Path, settings: &UserSettings, trunk: &str) -> Result<Pushed,
         tags: Vec::new(),
     };
     let mut callback = Callback::new(None);
-    let stats = git::push_refs(
+    let git_repo = git_repo(repo.store())?;
+    let watch = watch(calls)?;
+    let pushed = git::push_refs(
         tx.repo_mut(),
-        subprocess_options(settings)?,
+        subprocess_options(settings, &watch)?,
         origin(),
         &targets,
         &mut callback,
         &GitPushOptions::default(),
-    )
-    .map_err(|e| callback.error(e))?;
+    );
+    let stopped = watch.finish();
+    let stats = pushed.map_err(|e| network_error(stopped, &git_repo, &callback, e))?;
     if !stats.remote_rejected.is_empty() {
         let why: Vec<String> = stats
             .remote_rejected
@@ -373,11 +549,13 @@ pub fn remote_trunk(repo: &ReadonlyRepo, trunk: &str) -> Option<jj_lib::backend:
 /// every branch's history, `url` as `origin`, and trunk on the branch the remote's HEAD
 /// names, else `main`, else its only branch. Returns the trunk's name, and whether the
 /// remote had any branch.
+/// A branch with a commit that holds an unsafe path fails it (`RepoError::UnsafeCommit`).
 pub fn clone_into(
     root: &Path,
     settings: &UserSettings,
     url: &str,
     progress: &mut dyn GitProgressSink,
+    calls: &GitCalls,
 ) -> Result<(String, bool), RepoError> {
     set_remote(root, settings, Some(url))?;
     let repo = head(root, settings)?;
@@ -390,11 +568,14 @@ pub fn clone_into(
     let mut callback = Callback::new(Some(progress));
     let (_, default_branch) = fetch_origin(
         tx.repo_mut(),
+        &known_to(&repo),
         settings,
         &options,
         StringExpression::all(),
         true,
         &mut callback,
+        calls,
+        NOT_IMPORTED,
     )?;
     let branches: Vec<String> = tx
         .repo()

@@ -6,6 +6,7 @@
 //! (a sync actor's thread, or a blocking task of the daemon).
 
 pub mod create;
+pub mod deadline;
 pub mod git;
 pub mod history;
 pub mod ignores;
@@ -40,6 +41,18 @@ pub enum RepoError {
     /// The git remote failed; the text is git's own message.
     #[error("remote: {0}")]
     Remote(String),
+    /// Git stayed silent for the deadline and was stopped (`deadline`).
+    #[error("remote {url} did not answer within {secs} s")]
+    RemoteTimeout { url: String, secs: u64 },
+    /// A fetched commit holds a path no workspace may have (`validate`); nothing of the
+    /// fetch was imported. `then` says what happens now.
+    #[error("the remote's {branch} has commit {commit} with {problem}; {then}")]
+    UnsafeCommit {
+        branch: String,
+        commit: String,
+        problem: validate::Problem,
+        then: &'static str,
+    },
     /// A check-out met a file a user changed meanwhile; nothing of theirs was touched.
     #[error("a user changed {0} during the update; it will be retried")]
     Busy(String),
@@ -63,4 +76,5 @@ impl RepoError {
 }
 pub mod repository;
 pub mod revert;
+pub mod validate;
 pub mod working_copy;
