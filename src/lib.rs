@@ -30,8 +30,9 @@
 pub mod atomic_file;
 pub mod cli;
 pub mod config;
-pub mod files;
 pub mod daemon;
+pub mod engine;
+pub mod files;
 pub mod history;
 pub mod modes;
 pub mod mount;
@@ -41,5 +42,4 @@ pub mod repo;
 pub mod rpc;
 pub mod service;
 pub mod stamp;
-pub mod engine;
 pub mod watch;

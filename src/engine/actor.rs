@@ -123,7 +123,10 @@ impl Actor {
             };
             match next {
                 Ok(event) => {
-                    if !self.handle(event) {
+                    if !self
+                        .guarded("handling a command", |actor| actor.handle(event))
+                        .unwrap_or(true)
+                    {
                         break;
                     }
                 }
@@ -135,7 +138,7 @@ impl Actor {
                             .values_mut()
                             .for_each(MountRuntime::request_full_scan);
                     }
-                    self.step();
+                    self.guarded("syncing", Self::step);
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -151,7 +154,34 @@ impl Actor {
         if self.retry {
             deadline = deadline.min(Instant::now() + QUIET);
         }
+        // A mount whose update failed (a full disk, say) is tried again after its backoff.
+        for m in self.mounts.values() {
+            if let Some(at) = m.retry_at {
+                deadline = deadline.min(at);
+            }
+        }
         deadline
+    }
+
+    /// Runs `work`, turning a panic into a logged error: nothing that goes wrong in one
+    /// step may take the repo's actor (or the daemon) down. The working-copy states are
+    /// read again from disk afterwards.
+    fn guarded<T>(&mut self, what: &str, work: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(self))) {
+            Ok(value) => Some(value),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                tracing::error!(repo = %self.name, "internal error in jjfs while {what}: {message}; the repo's sync goes on");
+                self.record(format!("internal error while {what}: {message}"));
+                self.repo.forget_states();
+                self.retry = true;
+                None
+            }
+        }
     }
 
     /// Handles one event; false when the actor must stop.
@@ -199,7 +229,7 @@ impl Actor {
                 self.publish();
             }
             Event::Sync { reply } => {
-                let _ = reply.send(self.barrier());
+                let _ = reply.send(self.barrier().map(|()| self.held_warnings()));
             }
             Event::IntegrateRemote { reply } => {
                 self.step_with(true);
@@ -345,10 +375,13 @@ impl Actor {
 
     /// Syncs everything now (full scans) until no user write interrupts it.
     fn barrier(&mut self) -> Result<(), String> {
-        self.mounts
-            .values_mut()
-            .filter(|m| m.problem.is_none())
-            .for_each(MountRuntime::request_full_scan);
+        for m in self.mounts.values_mut() {
+            // A barrier tries failing mounts again at once, whatever their backoff.
+            m.retry_at = None;
+            if m.problem.is_none() {
+                m.request_full_scan();
+            }
+        }
         self.step_until_settled(false);
         let failed: Vec<String> = self
             .mounts
@@ -364,6 +397,21 @@ impl Actor {
         } else {
             Err(format!("some mounts did not sync: {}", failed.join("; ")))
         }
+    }
+
+    /// One line per mount that a file held open for writing keeps behind: which files.
+    fn held_warnings(&self) -> Vec<String> {
+        self.mounts
+            .values()
+            .filter(|m| !m.held_back.is_empty())
+            .map(|m| {
+                format!(
+                    "{} is behind on {}: open for writing there; it catches up once closed",
+                    m.path.display(),
+                    m.held_back.join(", ")
+                )
+            })
+            .collect()
     }
 
     /// Steps until no user write interrupts one (at most `BARRIER_RETRIES` times).
@@ -396,7 +444,11 @@ impl Actor {
         self.debounce.clear();
         let mut taken = Vec::new();
         let mut plans = Vec::new();
+        let now = Instant::now();
         for m in self.mounts.values_mut() {
+            if m.retry_at.is_some_and(|at| at > now) {
+                continue;
+            }
             let Some(read_root) = m.read_root() else {
                 continue;
             };
@@ -472,6 +524,8 @@ impl Actor {
                 Ok(sync) => {
                     m.problem = None;
                     m.failures = 0;
+                    m.retry_at = None;
+                    m.held_back = sync.held.clone();
                     m.last_sync = Some(Utc::now());
                     // What the step read or wrote shows up in watcher events: echoes.
                     let read = sync
@@ -500,14 +554,18 @@ impl Actor {
                         continue;
                     }
                     m.failures += 1;
+                    let wait = retry_backoff(m.failures);
+                    m.retry_at = Some(now + wait);
                     // A file vanishing mid-snapshot fails a step; only a failure that keeps
-                    // coming back makes the mount unhealthy.
+                    // coming back makes the mount unhealthy. Its old files stay as they were.
                     if m.failures >= FAILURES_BEFORE_UNHEALTHY {
                         tracing::error!(repo = %self.name, mount = %m.path.display(), "sync failed: {error}");
-                        m.problem = Some(format!("sync failed: {error} (details in sync.log)"));
+                        m.problem = Some(format!(
+                            "waiting to update: {error}; retried every {} s (details in sync.log)",
+                            wait.as_secs().max(1)
+                        ));
                     } else {
                         tracing::warn!(repo = %self.name, mount = %m.path.display(), "sync failed, retrying: {error}");
-                        self.retry = true;
                     }
                 }
             }
@@ -643,6 +701,12 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// How long a mount whose update failed waits before the next attempt: 100 ms, doubling,
+/// at most 30 s.
+fn retry_backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64 << failures.saturating_sub(1).min(9)).min(Duration::from_secs(30))
 }
 
 fn rescan_interval(config: &RepoConfig) -> Duration {

@@ -54,9 +54,10 @@ pub enum Event {
         id: Uuid,
         reply: Reply<()>,
     },
-    /// Sync now (a full scan) and reply when every healthy mount is up to date.
+    /// Sync now (a full scan) and reply when every healthy mount is up to date, with a
+    /// warning per mount that files held open for writing keep behind.
     Sync {
-        reply: Reply<()>,
+        reply: Reply<Vec<String>>,
     },
     /// A history command (`log`, `cat`, `diff`, `restore`, `undo`).
     History {

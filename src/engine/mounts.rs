@@ -57,6 +57,10 @@ pub struct MountRuntime {
     pub problem: Option<String>,
     /// Consecutive failed sync steps.
     pub failures: u32,
+    /// When a failed update is tried again.
+    pub retry_at: Option<Instant>,
+    /// Paths the last step left as they are because a user holds them open for writing.
+    pub held_back: Vec<String>,
     pub last_sync: Option<DateTime<Utc>>,
 }
 
@@ -87,6 +91,8 @@ impl MountRuntime {
             nested_held: Vec::new(),
             problem: None,
             failures: 0,
+            retry_at: None,
+            held_back: Vec::new(),
             last_sync: None,
         }
     }
@@ -222,7 +228,8 @@ impl MountRuntime {
         for path in &pending {
             self.skipped.remove(path);
         }
-        self.nested_held.retain(|p| !planned.scan.changed.contains(p));
+        self.nested_held
+            .retain(|p| !planned.scan.changed.contains(p));
         self.nested_held.extend(planned.held);
         for (path, why) in planned.skipped {
             self.skip(path, why);
@@ -296,6 +303,7 @@ impl MountRuntime {
             problem: self.problem.clone(),
             last_sync: self.last_sync,
             io_mode: self.mount.as_ref().map(Mount::io_mode),
+            held: self.held_back.clone(),
         }
     }
 

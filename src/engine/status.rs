@@ -16,6 +16,8 @@ pub struct MountStatus {
     pub problem: Option<String>,
     pub last_sync: Option<DateTime<Utc>>,
     pub io_mode: Option<&'static str>,
+    /// Repo paths this mount is behind on because a user holds them open for writing.
+    pub held: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jj_lib::commit::Commit;
-use jj_lib::gitignore::GitIgnoreFile;
 use jj_lib::conflicts::ConflictMarkerStyle;
+use jj_lib::gitignore::GitIgnoreFile;
 use jj_lib::local_working_copy::TreeStateSettings;
 use jj_lib::matchers::PrefixMatcher;
 use jj_lib::op_store::RefTarget;
@@ -35,6 +35,8 @@ pub struct Repository {
     pub(super) trunk: String,
     /// Trunk's commit and how many changes it holds (see `history_len`).
     pub(super) history_len_cache: Option<(jj_lib::backend::CommitId, u64)>,
+    /// Trunk's commit and its conflicted paths (see `trunk_conflicts`).
+    conflicts_cache: Option<(jj_lib::backend::CommitId, Vec<String>)>,
     /// Each workspace's working-copy state, kept between steps.
     pub(super) states: std::collections::HashMap<Uuid, WcState>,
     /// Permission bits of the repo's files (see `modes`).
@@ -73,10 +75,17 @@ impl Repository {
             repo,
             trunk: trunk.to_owned(),
             history_len_cache: None,
+            conflicts_cache: None,
             states: Default::default(),
             modes: ModeTable::load(&jjfs_dir(root).join("modes")),
             default_mode: crate::modes::default_file_mode(),
         })
+    }
+
+    /// Drops the working-copy states kept in memory: they are read again from disk (after
+    /// something went wrong in the middle of a step).
+    pub fn forget_states(&mut self) {
+        self.states.clear();
     }
 
     /// Sets the mode of files that arrive with no mode known.
@@ -249,16 +258,32 @@ impl Repository {
             .is_some()
     }
 
-    /// Paths with conflicts in trunk, relative to the repo root.
-    pub fn trunk_conflicts(&self) -> Vec<String> {
+    /// Paths with conflicts in trunk, relative to the repo root: jj's conflicts (with
+    /// markers in the files) and the sides jjfs moved aside (`*.jjfs-conflict`). Cached
+    /// per trunk commit.
+    pub fn trunk_conflicts(&mut self) -> Vec<String> {
         let Ok(Some(trunk)) = self.trunk_commit(&self.repo) else {
             return Vec::new();
         };
-        trunk
-            .tree()
+        if let Some((id, conflicts)) = &self.conflicts_cache
+            && id == trunk.id()
+        {
+            return conflicts.clone();
+        }
+        let tree = trunk.tree();
+        let mut conflicts: Vec<String> = tree
             .conflicts()
             .map(|(path, _)| path.as_internal_file_string().to_owned())
-            .collect()
+            .collect();
+        conflicts.extend(
+            tree.entries()
+                .map(|(path, _)| path.as_internal_file_string().to_owned())
+                .filter(|path| super::step::is_conflict_copy(path)),
+        );
+        conflicts.sort();
+        conflicts.dedup();
+        self.conflicts_cache = Some((trunk.id().clone(), conflicts.clone()));
+        conflicts
     }
 
     /// Points trunk at `commit` in a new operation.

@@ -89,6 +89,9 @@ pub struct MountInfo {
     /// "passthrough" or "userspace": how file data flows (absent when not mounted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_mode: Option<String>,
+    /// Repo paths this mount is behind on because a user holds them open for writing.
+    #[serde(default)]
+    pub held: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,10 +9,10 @@ use uuid::Uuid;
 use super::super::state::Daemon;
 use super::{blocking, rfc3339};
 use crate::config::MountConfig;
+use crate::engine::Event;
 use crate::mount;
 use crate::rpc::RpcError;
 use crate::rpc::methods::{CloseParams, Health, MountInfo, OpenParams, OpenResult};
-use crate::engine::Event;
 
 pub async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult, RpcError> {
     let handle = daemon.repo(&params.repo)?;
@@ -180,6 +180,7 @@ pub fn list(daemon: &Daemon) -> Vec<MountInfo> {
                 reason: problem,
                 last_sync: rfc3339(live.and_then(|s| s.last_sync)),
                 io_mode: live.and_then(|s| s.io_mode).map(str::to_owned),
+                held: live.map(|s| s.held.clone()).unwrap_or_default(),
             }
         })
         .collect()

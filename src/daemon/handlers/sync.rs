@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use super::super::state::Daemon;
+use crate::engine::Event;
 use crate::rpc::RpcError;
 use crate::rpc::methods::{SyncParams, SyncResult};
-use crate::engine::Event;
 
 pub async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult, RpcError> {
     let names: Vec<String> = match params.repo {
@@ -25,9 +25,12 @@ pub async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult
                 continue;
             }
         };
-        if let Err(err) = handle.ask(|reply| Event::Sync { reply }).await {
-            failures.push(format!("repo {name}: {err}"));
-            continue;
+        match handle.ask(|reply| Event::Sync { reply }).await {
+            Ok(held) => warnings.extend(held),
+            Err(err) => {
+                failures.push(format!("repo {name}: {err}"));
+                continue;
+            }
         }
         // The remote after the local barrier: its failure is a warning, not a failed sync.
         let remote = handle.clone();

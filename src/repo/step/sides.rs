@@ -37,6 +37,9 @@ pub fn is_conflict_copy(path: &str) -> bool {
 
 type Value = Merge<Option<TreeValue>>;
 
+/// The commit that kept both sides (None when nothing needed it) and the moves it made.
+type KeptBoth = (Option<Commit>, Vec<(String, String)>);
+
 /// When `tip`'s tree holds conflicts that are not between files only, commits on top of it
 /// a tree where both sides are kept. Returns that commit and the moves made.
 pub(super) fn keep_both_sides(
@@ -44,7 +47,7 @@ pub(super) fn keep_both_sides(
     tip: &Commit,
     now: &Signature,
     repo_name: &str,
-) -> Result<(Option<Commit>, Vec<(String, String)>), RepoError> {
+) -> Result<KeptBoth, RepoError> {
     let tree = tip.tree();
     if tree.tree_ids().is_resolved() {
         return Ok((None, Vec::new()));
