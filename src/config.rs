@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::atomic_file;
+use crate::{api, atomic_file};
 
 pub const DEFAULT_SYNC_INTERVAL: u64 = 2;
 pub const DEFAULT_PUSH_INTERVAL: u64 = 300;
@@ -102,6 +102,27 @@ impl RepoConfig {
             ignore: default_ignore(),
             extra: Map::new(),
         }
+    }
+
+    /// The settings `jjfs config` shows.
+    pub(crate) fn settings(&self) -> api::RepoSettings {
+        api::RepoSettings {
+            sync_interval: self.sync_interval,
+            rescan_interval: self.rescan_interval,
+            push_interval: self.push_interval,
+            trunk: self.trunk.clone(),
+            ignore: self.ignore.clone(),
+            remote: self.remote.clone(),
+        }
+    }
+
+    /// Takes the settings `jjfs config` changes (the remote is `jjfs remote`'s).
+    pub(crate) fn apply(&mut self, settings: api::RepoSettings) {
+        self.sync_interval = settings.sync_interval;
+        self.rescan_interval = settings.rescan_interval;
+        self.push_interval = settings.push_interval;
+        self.trunk = settings.trunk;
+        self.ignore = settings.ignore;
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use clap::Parser;
 
-use crate::rpc::methods::{self, CatResult};
+use crate::api::CatParams;
 
 /// Print a file as it was at WHEN.
 #[derive(Debug, Parser)]
@@ -19,10 +19,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut params = super::history::params(args.repo, &[args.path])?;
-    params.at = Some(args.at);
-    let mut client = super::connect()?;
-    let result: CatResult = client.call(methods::CAT, params)?;
+    let params = CatParams {
+        scope: super::history::scope(args.repo)?,
+        path: super::history::given(&args.path),
+        at: args.at,
+    };
+    let result = super::connect()?.call(params)?;
     let bytes = match (result.text, result.base64) {
         (Some(text), _) => text.into_bytes(),
         (None, Some(encoded)) => base64::engine::general_purpose::STANDARD.decode(encoded)?,

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Parser;
 
-use crate::rpc::methods::{self, CloseParams};
+use crate::api::CloseParams;
 
 /// Unmount PATH and forget its workspace; its pending changes are synced first, and the
 /// directory is left empty.
@@ -15,8 +15,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let path = absolute_mount_path(&args.path)?;
     let mut client = super::connect()?;
-    let _: serde_json::Value = client
-        .call(methods::CLOSE, CloseParams { path: path.clone() })
+    client
+        .call(CloseParams { path: path.clone() })
         .context("cannot close the mount")?;
     println!("Closed {}", path.display());
     Ok(())

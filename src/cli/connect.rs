@@ -6,8 +6,7 @@ use anyhow::{Context, bail};
 use crate::daemon::launch;
 use crate::daemon::lock::{DaemonLock, process_alive};
 use crate::paths::Paths;
-use crate::rpc::Client;
-use crate::rpc::client::ClientError;
+use crate::rpc::{Client, ClientError};
 use crate::service;
 
 pub const NO_AUTOSTART_ENV: &str = "JJFS_NO_AUTOSTART";

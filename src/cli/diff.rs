@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::rpc::methods::{self, DiffResult};
+use crate::api::DiffParams;
 
 /// Show what changed in a file or folder between two points in its history, as a unified diff.
 ///
@@ -26,11 +26,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut params = super::history::params(args.repo, &[args.path])?;
-    params.from = args.from;
-    params.to = args.to;
-    let mut client = super::connect()?;
-    let result: DiffResult = client.call(methods::DIFF, params)?;
+    let params = DiffParams {
+        scope: super::history::scope(args.repo)?,
+        path: super::history::given(&args.path),
+        from: args.from,
+        to: args.to,
+    };
+    let result = super::connect()?.call(params)?;
     if args.json {
         return super::output::print_json(&result);
     }

@@ -3,20 +3,19 @@
 
 use std::path::Path;
 
-use crate::rpc::methods::{FileChange, FileStatus, HistoryParams, LogEntry, Point};
+use crate::api::{FileChange, FileStatus, LogEntry, Point, Scope};
 
-/// Parameters with the repo, the paths as given and the current directory.
-pub fn params(repo: Option<String>, paths: &[impl AsRef<Path>]) -> anyhow::Result<HistoryParams> {
-    let cwd = std::env::current_dir()?;
-    Ok(HistoryParams {
+/// The repo given and the current directory, where the daemon resolves PATHs.
+pub(super) fn scope(repo: Option<String>) -> anyhow::Result<Scope> {
+    Ok(Scope {
         repo,
-        paths: paths
-            .iter()
-            .map(|p| p.as_ref().to_string_lossy().into_owned())
-            .collect(),
-        cwd: Some(cwd),
-        ..HistoryParams::default()
+        cwd: Some(std::env::current_dir()?),
     })
+}
+
+/// A PATH as the user typed it.
+pub(super) fn given(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 /// `kxqpmlzsonwv  2026-11-27 12:34:56  from /home/me/notes` and its files, `git log

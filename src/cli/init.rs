@@ -1,7 +1,7 @@
 use clap::Parser;
 
+use crate::api::InitParams;
 use crate::config::DEFAULT_REPO;
-use crate::rpc::methods::{self, InitParams, InitResult};
 
 /// Create a repo (a jj repository that mounts of it share).
 #[derive(Debug, Parser)]
@@ -22,8 +22,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_deref()
         .map(super::remote::checked_url)
         .transpose()?;
-    let result: InitResult = client.call_with_progress(
-        methods::INIT,
+    let result = client.call_with_progress(
         InitParams {
             name: args.name,
             from,

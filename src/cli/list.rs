@@ -1,7 +1,7 @@
 use clap::Parser;
 
 use super::output;
-use crate::rpc::methods::{self, Health, ListResult, MountInfo};
+use crate::api::{Health, ListMounts, MountInfo};
 
 /// List the mounts: id, repo, path, health and last sync.
 #[derive(Debug, Parser)]
@@ -13,7 +13,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
-    let list: ListResult = client.call(methods::LIST_MOUNTS, serde_json::Value::Null)?;
+    let list = client.call(ListMounts)?;
     if args.json {
         return output::print_json(&list);
     }

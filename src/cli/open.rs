@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::rpc::methods::{self, OpenParams, OpenResult};
+use crate::api::OpenParams;
 
 /// Mount a repo at PATH (default ./REPO): a live view that syncs with its other mounts.
 ///
@@ -18,14 +18,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let path = args.path.unwrap_or_else(|| PathBuf::from(&args.repo));
     let path = super::close::absolute_mount_path(&path)?;
     let mut client = super::connect()?;
-    let opened: OpenResult = client
-        .call(
-            methods::OPEN,
-            OpenParams {
-                repo: args.repo,
-                path,
-            },
-        )
+    let opened = client
+        .call(OpenParams {
+            repo: args.repo,
+            path,
+        })
         .context("cannot open the mount")?;
     println!("{}", opened.mount_path.display());
     Ok(())

@@ -1,7 +1,7 @@
 use clap::{Parser, Subcommand};
 
+use crate::api::{RemoteAddParams, RemoteRemoveParams, RemoteShowParams};
 use crate::config::DEFAULT_REPO;
-use crate::rpc::methods::{self, RemoteParams, RemoteShowResult};
 
 /// Manage the git remote a repo is backed up to.
 #[derive(Debug, Parser)]
@@ -36,28 +36,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Add { url, repo } => {
             let url = checked_url(&url)?;
-            let _: serde_json::Value = client.call(
-                methods::REMOTE_ADD,
-                RemoteParams {
-                    repo: repo.clone(),
-                    url: Some(url.clone()),
-                },
-            )?;
+            client.call(RemoteAddParams {
+                repo: repo.clone(),
+                url: url.clone(),
+            })?;
             println!("Repo {repo} is backed up to {url}");
         }
         Command::Remove { repo } => {
-            let _: serde_json::Value = client.call(
-                methods::REMOTE_REMOVE,
-                RemoteParams {
-                    repo: repo.clone(),
-                    url: None,
-                },
-            )?;
+            client.call(RemoteRemoveParams { repo: repo.clone() })?;
             println!("Repo {repo} has no remote now");
         }
         Command::Show { repo } => {
-            let shown: RemoteShowResult =
-                client.call(methods::REMOTE_SHOW, RemoteParams { repo, url: None })?;
+            let shown = client.call(RemoteShowParams { repo })?;
             match shown.remote {
                 Some(url) => println!("{url}"),
                 None => println!("repo {} has no remote", shown.repo),

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use super::history::{file_text, point_text};
-use crate::rpc::methods::{self, ChangeResult};
+use crate::api::RestoreParams;
 
 /// Bring files or folders back as they were at WHEN, as a new change in every mount.
 ///
@@ -26,10 +26,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut params = super::history::params(args.repo, &args.paths)?;
-    params.at = Some(args.at);
-    let mut client = super::connect()?;
-    let result: ChangeResult = client.call(methods::RESTORE, params)?;
+    let params = RestoreParams {
+        scope: super::history::scope(args.repo)?,
+        paths: args
+            .paths
+            .iter()
+            .map(|p| super::history::given(p))
+            .collect(),
+        at: args.at,
+    };
+    let result = super::connect()?.call(params)?;
     if args.json {
         return super::output::print_json(&result);
     }

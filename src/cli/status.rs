@@ -1,7 +1,7 @@
 use clap::Parser;
 
 use super::output;
-use crate::rpc::methods::{self, RemoteState, StatusParams, StatusResult};
+use crate::api::{RemoteState, StatusParams};
 
 /// Show the daemon, each repo (remote, conflicts, skipped files) and each mount.
 #[derive(Debug, Parser)]
@@ -16,12 +16,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
-    let status: StatusResult = client.call(
-        methods::STATUS,
-        StatusParams {
-            verbose: args.verbose,
-        },
-    )?;
+    let status = client.call(StatusParams {
+        verbose: args.verbose,
+    })?;
     if args.json {
         return output::print_json(&status);
     }

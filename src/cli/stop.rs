@@ -3,10 +3,10 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::Parser;
 
+use crate::api::Shutdown;
 use crate::daemon::lock::{DaemonLock, process_alive};
 use crate::paths::Paths;
-use crate::rpc::client::ClientError;
-use crate::rpc::methods;
+use crate::rpc::ClientError;
 
 /// How long `stop` waits for the daemon to unmount everything and exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,7 +40,7 @@ pub fn stop_direct(paths: &Paths) -> anyhow::Result<()> {
     };
     let pid = client.handshake()?.pid;
     // The daemon may close the connection before its answer arrives: it is stopping either way.
-    match client.call::<serde_json::Value>(methods::SHUTDOWN, serde_json::Value::Null) {
+    match client.call(Shutdown) {
         Ok(_) | Err(ClientError::Io(_)) => {}
         Err(err) => return Err(err.into()),
     }

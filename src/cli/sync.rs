@@ -1,6 +1,6 @@
 use clap::Parser;
 
-use crate::rpc::methods::{self, SyncParams, SyncResult};
+use crate::api::SyncParams;
 
 /// Sync now (every repo, or REPO), locally and with the remote; returns when every healthy
 /// mount is up to date, so scripts can use it as a barrier.
@@ -10,8 +10,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut client = super::connect()?;
-    let result: SyncResult = client.call(methods::SYNC, SyncParams { repo: args.repo })?;
+    let result = super::connect()?.call(SyncParams { repo: args.repo })?;
     for warning in &result.warnings {
         eprintln!("warning: {warning}");
     }

@@ -1,13 +1,12 @@
 //! jjfsd: the daemon's lifecycle. Takes the lock, sets up logging, loads the config, serves
 //! the socket and shuts down cleanly on SIGTERM, SIGINT or the `shutdown` method.
 
-pub mod handlers;
-pub mod launch;
+mod handlers;
+pub(crate) mod launch;
 pub mod lock;
-pub mod logging;
-pub mod server;
-pub mod state;
-pub mod watchdog;
+mod logging;
+mod state;
+mod watchdog;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use clap::Parser;
 
 use crate::config::Config;
 use crate::paths::Paths;
-use crate::repo;
+use crate::{repo, rpc};
 use lock::DaemonLock;
 use state::{Daemon, RunMode};
 
@@ -103,13 +102,20 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = server::bind(&paths.socket())
+        let listener = rpc::server::bind(&paths.socket())
             .with_context(|| format!("cannot listen on {}", paths.socket().display()))?;
-        tracing::info!(pid = std::process::id(), home = %paths.home().display(), "jjfsd {} ready", crate::rpc::VERSION);
+        tracing::info!(pid = std::process::id(), home = %paths.home().display(), "jjfsd {} ready", crate::api::VERSION);
         if std::env::var_os(launch::DETACHED_ENV).is_some() {
             silence_stderr();
         }
-        let serving = tokio::spawn(server::serve(daemon.clone(), listener));
+        let handler = {
+            let daemon = daemon.clone();
+            move |request, progress| {
+                let daemon = daemon.clone();
+                async move { handlers::dispatch(&daemon, request, progress).await }
+            }
+        };
+        let serving = tokio::spawn(rpc::server::serve(listener, handler));
         // Under systemd (Type=notify): `systemctl start` returns now, with the mounts back.
         notify_service(&[sd_notify::NotifyState::Ready]);
         wait_for_shutdown(&daemon).await;

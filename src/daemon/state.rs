@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jj_lib::settings::UserSettings;
 use tokio::sync::watch;
 
+use crate::api::Error;
 use crate::config::{Config, RepoConfig};
 use crate::paths::Paths;
 use crate::repo::Identity;
-use crate::rpc::RpcError;
 use crate::sync::{Event, SyncHandle};
 
 /// How the daemon was started, as `jjfs status` reports it.
@@ -88,13 +88,13 @@ impl Daemon {
     /// nor the daemon's copy changes.
     pub fn update_config<R>(
         &self,
-        change: impl FnOnce(&mut Config) -> Result<R, RpcError>,
-    ) -> Result<R, RpcError> {
+        change: impl FnOnce(&mut Config) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let mut current = self.lock_config();
         let mut next = current.clone();
         let result = change(&mut next)?;
         next.save(&self.paths.config())
-            .map_err(|e| RpcError::failed(e.to_string()))?;
+            .map_err(|e| Error::failed(e.to_string()))?;
         *current = next;
         Ok(result)
     }
@@ -139,7 +139,7 @@ impl Daemon {
     }
 
     /// The settings of repo `name`, as config.json has them now.
-    pub fn repo_config(&self, name: &str) -> Result<RepoConfig, RpcError> {
+    pub fn repo_config(&self, name: &str) -> Result<RepoConfig, Error> {
         self.config()
             .repos
             .get(name)
@@ -148,12 +148,12 @@ impl Daemon {
     }
 
     /// The actor of a repo, or a clear error for an unknown one.
-    pub fn repo(&self, name: &str) -> Result<Arc<SyncHandle>, RpcError> {
+    pub fn repo(&self, name: &str) -> Result<Arc<SyncHandle>, Error> {
         if let Some(handle) = self.lock_repos().get(name) {
             return Ok(handle.clone());
         }
         if self.config().repos.contains_key(name) {
-            Err(RpcError::failed(format!(
+            Err(Error::failed(format!(
                 "repo {name} could not be loaded; see {}",
                 self.paths.log().display()
             )))
@@ -191,8 +191,8 @@ impl Daemon {
     }
 }
 
-fn unknown_repo(name: &str) -> RpcError {
-    RpcError::failed(format!(
+fn unknown_repo(name: &str) -> Error {
+    Error::user(format!(
         "unknown repo {name} (create it with `jjfs init {name}`)"
     ))
 }

@@ -49,11 +49,6 @@ pub enum ServiceError {
     Unavailable(String),
     #[error("`{command}` failed: {message}")]
     Command { command: String, message: String },
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// What the service runs: the daemon binary, for one state directory, with some environment.
