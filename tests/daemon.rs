@@ -323,9 +323,14 @@ fn idle_connections_are_bounded_and_never_lock_a_user_out() {
         "status took {:?}",
         start.elapsed()
     );
-    let held = open_fds(pid) - before;
+    // Connections it closed to make room are gone soon after (each task finishes on its own).
+    let mut held = 0;
+    let bounded = common::wait_until(Duration::from_secs(10), || {
+        held = open_fds(pid).saturating_sub(before);
+        held <= 256 + 8
+    });
     assert!(
-        held <= 256 + 8,
+        bounded,
         "jjfsd holds {held} more descriptors for 1,000 idle clients"
     );
 

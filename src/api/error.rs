@@ -4,7 +4,7 @@
 
 /// A request's failure. The message is the whole text shown to the user (`error: <message>`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The request line is not JSON (-32700).
     #[error("{0}")]
     Parse(String),
@@ -26,7 +26,7 @@ pub enum Error {
     /// A mistake the user can fix: an unknown repo, a bad path, not a mount, a bad value
     /// (-32001).
     #[error("{0}")]
-    UserError(String),
+    User(String),
     /// Retry later: a mount is in use, the daemon is at capacity (-32002).
     #[error("{0}")]
     Busy(String),
@@ -36,53 +36,53 @@ pub enum Error {
 }
 
 /// The JSON-RPC error codes, reserved ones first, then jjfs's own.
-pub mod code {
-    pub const PARSE: i64 = -32700;
-    pub const INVALID_REQUEST: i64 = -32600;
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    pub const INVALID_PARAMS: i64 = -32602;
-    pub const INTERNAL: i64 = -32603;
-    pub const FAILED: i64 = -32000;
-    pub const USER: i64 = -32001;
-    pub const BUSY: i64 = -32002;
-    pub const NOT_IMPLEMENTED: i64 = -32003;
+pub(crate) mod code {
+    pub(crate) const PARSE: i64 = -32700;
+    pub(crate) const INVALID_REQUEST: i64 = -32600;
+    pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
+    pub(crate) const INVALID_PARAMS: i64 = -32602;
+    pub(crate) const INTERNAL: i64 = -32603;
+    pub(crate) const FAILED: i64 = -32000;
+    pub(crate) const USER: i64 = -32001;
+    pub(crate) const BUSY: i64 = -32002;
+    pub(crate) const NOT_IMPLEMENTED: i64 = -32003;
 }
 
 /// What a user can do about running out of file descriptors.
 const FD_HINT: &str = "too many open files (raise the limit with `ulimit -n`)";
 
 impl Error {
-    pub fn parse(err: impl std::fmt::Display) -> Self {
+    pub(crate) fn parse(err: impl std::fmt::Display) -> Self {
         Self::Parse(format!("invalid JSON: {err}"))
     }
 
-    pub fn invalid_request(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
         Self::InvalidRequest(message.into())
     }
 
-    pub fn method_not_found(method: &str) -> Self {
+    pub(crate) fn method_not_found(method: &str) -> Self {
         Self::MethodNotFound(format!("unknown method {method:?}"))
     }
 
-    pub fn invalid_params(err: impl std::fmt::Display) -> Self {
+    pub(crate) fn invalid_params(err: impl std::fmt::Display) -> Self {
         Self::InvalidParams(format!("invalid params: {err}"))
     }
 
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::Internal(message.into())
     }
 
-    pub fn user(message: impl Into<String>) -> Self {
-        Self::UserError(message.into())
+    pub(crate) fn user(message: impl Into<String>) -> Self {
+        Self::User(message.into())
     }
 
-    pub fn busy(message: impl Into<String>) -> Self {
+    pub(crate) fn busy(message: impl Into<String>) -> Self {
         Self::Busy(message.into())
     }
 
     /// A failed operation. Running out of descriptors is named as such wherever the text
     /// came from (the sync engine reports errors as text, std's `(os error 24)` included).
-    pub fn failed(message: impl Into<String>) -> Self {
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
         let message = message.into();
         if (message.contains("(os error 24)") || message.contains("(os error 23)"))
             && !message.contains(FD_HINT)
@@ -93,7 +93,7 @@ impl Error {
     }
 
     /// A failed file operation on `what`; EMFILE/ENFILE say what to do about them.
-    pub fn io(what: impl std::fmt::Display, err: &std::io::Error) -> Self {
+    pub(crate) fn io(what: impl std::fmt::Display, err: &std::io::Error) -> Self {
         if is_out_of_fds(err) {
             Self::Failed(format!("{what}: {FD_HINT}"))
         } else {
@@ -102,11 +102,11 @@ impl Error {
     }
 
     /// The daemon itself has no descriptor left for a new client.
-    pub fn out_of_fds() -> Self {
+    pub(crate) fn out_of_fds() -> Self {
         Self::Failed(format!("jjfsd has {FD_HINT}"))
     }
 
-    pub fn code(&self) -> i64 {
+    pub(crate) fn code(&self) -> i64 {
         match self {
             Self::Parse(_) => code::PARSE,
             Self::InvalidRequest(_) => code::INVALID_REQUEST,
@@ -114,13 +114,13 @@ impl Error {
             Self::InvalidParams(_) => code::INVALID_PARAMS,
             Self::Internal(_) => code::INTERNAL,
             Self::Failed(_) => code::FAILED,
-            Self::UserError(_) => code::USER,
+            Self::User(_) => code::USER,
             Self::Busy(_) => code::BUSY,
             Self::NotImplemented(_) => code::NOT_IMPLEMENTED,
         }
     }
 
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         match self {
             Self::Parse(m)
             | Self::InvalidRequest(m)
@@ -128,21 +128,21 @@ impl Error {
             | Self::InvalidParams(m)
             | Self::Internal(m)
             | Self::Failed(m)
-            | Self::UserError(m)
+            | Self::User(m)
             | Self::Busy(m)
             | Self::NotImplemented(m) => m,
         }
     }
 
     /// The error a client received as `code` and `message`; an unknown code is a failure.
-    pub fn from_code(code: i64, message: String) -> Self {
+    pub(crate) fn from_code(code: i64, message: String) -> Self {
         match code {
             code::PARSE => Self::Parse(message),
             code::INVALID_REQUEST => Self::InvalidRequest(message),
             code::METHOD_NOT_FOUND => Self::MethodNotFound(message),
             code::INVALID_PARAMS => Self::InvalidParams(message),
             code::INTERNAL => Self::Internal(message),
-            code::USER => Self::UserError(message),
+            code::USER => Self::User(message),
             code::BUSY => Self::Busy(message),
             code::NOT_IMPLEMENTED => Self::NotImplemented(message),
             _ => Self::Failed(message),
@@ -151,7 +151,7 @@ impl Error {
 }
 
 /// EMFILE (this process) or ENFILE (the whole system).
-pub fn is_out_of_fds(err: &std::io::Error) -> bool {
+pub(crate) fn is_out_of_fds(err: &std::io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 

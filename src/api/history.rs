@@ -9,69 +9,69 @@ use serde::{Deserialize, Serialize};
 
 /// Where a history command's paths are resolved.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Scope {
+pub(crate) struct Scope {
     /// The repo (default: the one of the mount the client stands in, or the only one).
     #[serde(default)]
-    pub repo: Option<String>,
+    pub(crate) repo: Option<String>,
     /// The client's current directory, to resolve a PATH inside a mount.
     #[serde(default)]
-    pub cwd: Option<PathBuf>,
+    pub(crate) cwd: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogParams {
+pub(crate) struct LogParams {
     #[serde(flatten)]
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     /// A file or folder, or the whole repo.
     #[serde(rename = "paths", default, with = "paths::at_most_one")]
-    pub path: Option<String>,
+    pub(crate) path: Option<String>,
     /// Only changes after this WHEN.
     #[serde(default)]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// At most this many entries.
     #[serde(default)]
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CatParams {
+pub(crate) struct CatParams {
     #[serde(flatten)]
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     #[serde(rename = "paths", with = "paths::one")]
-    pub path: String,
-    pub at: String,
+    pub(crate) path: String,
+    pub(crate) at: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DiffParams {
+pub(crate) struct DiffParams {
     #[serde(flatten)]
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     #[serde(rename = "paths", with = "paths::one")]
-    pub path: String,
+    pub(crate) path: String,
     /// Default: just before the last change to the path up to `to`.
     #[serde(default)]
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Default: now.
     #[serde(default)]
-    pub to: Option<String>,
+    pub(crate) to: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RestoreParams {
+pub(crate) struct RestoreParams {
     #[serde(flatten)]
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     #[serde(with = "paths::at_least_one")]
-    pub paths: Vec<String>,
-    pub at: String,
+    pub(crate) paths: Vec<String>,
+    pub(crate) at: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UndoParams {
+pub(crate) struct UndoParams {
     #[serde(flatten)]
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     /// How many of the last changes to revert.
     #[serde(default = "one_change")]
-    pub count: usize,
+    pub(crate) count: usize,
 }
 
 fn one_change() -> usize {
@@ -83,14 +83,14 @@ mod paths {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub mod one {
+    pub(crate) mod one {
         use super::*;
 
-        pub fn serialize<S: Serializer>(path: &str, s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(path: &str, s: S) -> Result<S::Ok, S::Error> {
             [path].serialize(s)
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
             match <[String; 1]>::deserialize(d) {
                 Ok([path]) => Ok(path),
                 Err(_) => Err(D::Error::custom("give exactly one PATH")),
@@ -98,14 +98,19 @@ mod paths {
         }
     }
 
-    pub mod at_most_one {
+    pub(crate) mod at_most_one {
         use super::*;
 
-        pub fn serialize<S: Serializer>(path: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(
+            path: &Option<String>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             path.as_slice().serialize(s)
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<String>, D::Error> {
             let mut paths = Vec::<String>::deserialize(d)?;
             if paths.len() > 1 {
                 return Err(D::Error::custom("give at most one PATH"));
@@ -114,14 +119,16 @@ mod paths {
         }
     }
 
-    pub mod at_least_one {
+    pub(crate) mod at_least_one {
         use super::*;
 
-        pub fn serialize<S: Serializer>(paths: &[String], s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(paths: &[String], s: S) -> Result<S::Ok, S::Error> {
             paths.serialize(s)
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Vec<String>, D::Error> {
             let paths = Vec::<String>::deserialize(d)?;
             if paths.is_empty() {
                 return Err(D::Error::custom("give at least one PATH"));
@@ -133,18 +140,18 @@ mod paths {
 
 /// A point in a repo's history: the state right after one trunk change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Point {
+pub(crate) struct Point {
     /// The commit id (hex), shortened.
-    pub commit: String,
+    pub(crate) commit: String,
     /// The change id (jj's reverse hex), shortened; stays the same when a commit is rebased.
-    pub change: String,
+    pub(crate) change: String,
     /// When the change was synced (RFC 3339, UTC).
-    pub time: String,
+    pub(crate) time: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FileStatus {
+pub(crate) enum FileStatus {
     Added,
     Modified,
     Deleted,
@@ -152,83 +159,83 @@ pub enum FileStatus {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileChange {
+pub(crate) struct FileChange {
     /// Repo path, `/`-separated.
-    pub path: String,
-    pub status: FileStatus,
+    pub(crate) path: String,
+    pub(crate) status: FileStatus,
     /// The old path of a renamed file.
     #[serde(default)]
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// The file is conflicted after this change.
     #[serde(default)]
-    pub conflict: bool,
+    pub(crate) conflict: bool,
 }
 
 /// One change on trunk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogEntry {
+pub(crate) struct LogEntry {
     #[serde(flatten)]
-    pub point: Point,
+    pub(crate) point: Point,
     /// The mount it was synced from (absolute path), when it came from one.
-    pub mount: Option<String>,
+    pub(crate) mount: Option<String>,
     /// That mount's id.
-    pub mount_id: Option<String>,
+    pub(crate) mount_id: Option<String>,
     /// The first line of its description.
-    pub description: String,
-    pub files: Vec<FileChange>,
+    pub(crate) description: String,
+    pub(crate) files: Vec<FileChange>,
     /// It left a conflict in one of its files.
-    pub conflict: bool,
+    pub(crate) conflict: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogResult {
-    pub repo: String,
+    pub(crate) repo: String,
     /// The repo path the log is about ("" for the whole repo).
-    pub path: String,
+    pub(crate) path: String,
     /// Newest first.
-    pub entries: Vec<LogEntry>,
+    pub(crate) entries: Vec<LogEntry>,
     /// More entries exist beyond `limit`.
-    pub more: bool,
+    pub(crate) more: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CatResult {
-    pub repo: String,
-    pub path: String,
-    pub at: Point,
+    pub(crate) repo: String,
+    pub(crate) path: String,
+    pub(crate) at: Point,
     /// The content when it is UTF-8 text.
     #[serde(default)]
-    pub text: Option<String>,
+    pub(crate) text: Option<String>,
     /// The content, base64, when it is not.
     #[serde(default)]
-    pub base64: Option<String>,
+    pub(crate) base64: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DiffResult {
-    pub repo: String,
-    pub path: String,
-    pub from: Point,
-    pub to: Point,
+    pub(crate) repo: String,
+    pub(crate) path: String,
+    pub(crate) from: Point,
+    pub(crate) to: Point,
     /// A unified diff, as `git diff` prints it; empty when nothing changed.
-    pub diff: String,
+    pub(crate) diff: String,
 }
 
 /// What `restore` and `undo` added to trunk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangeResult {
-    pub repo: String,
+    pub(crate) repo: String,
     /// The new change (None when there was nothing to change).
-    pub change: Option<Point>,
+    pub(crate) change: Option<Point>,
     /// restore: the state the paths were brought back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<Point>,
+    pub(crate) at: Option<Point>,
     /// restore: the repo paths restored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub paths: Vec<String>,
+    pub(crate) paths: Vec<String>,
     /// undo: the changes reverted, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reverted: Vec<LogEntry>,
+    pub(crate) reverted: Vec<LogEntry>,
     /// The files the new change touched.
-    pub files: Vec<FileChange>,
+    pub(crate) files: Vec<FileChange>,
 }

@@ -20,27 +20,27 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use error::{Error, is_out_of_fds};
-pub use history::*;
-pub use mounts::*;
-pub use repos::*;
-pub use settings::*;
-pub use status::*;
+pub(crate) use error::{Error, is_out_of_fds};
+pub(crate) use history::*;
+pub(crate) use mounts::*;
+pub(crate) use repos::*;
+pub(crate) use settings::*;
+pub(crate) use status::*;
 
 /// Version of this build; client and daemon compare it on connect.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The notification a long call may send on its connection before its result.
-pub const PROGRESS: &str = "progress";
+pub(crate) const PROGRESS: &str = "progress";
 
 /// The parameters of a `progress` notification.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Progress {
-    pub message: String,
+pub(crate) struct Progress {
+    pub(crate) message: String,
 }
 
 /// The parameters of one method: they name the method and the type of its result.
-pub trait Call: Serialize {
+pub(crate) trait Call: Serialize {
     /// The method's name on the wire.
     const METHOD: &'static str;
     type Output: DeserializeOwned;
@@ -52,26 +52,26 @@ macro_rules! methods {
     ($($(#[$doc:meta])* $name:literal => $variant:ident($params:ty) -> $output:ty;)*) => {
         /// A request to the daemon, decoded from its method name and parameters.
         #[derive(Debug, Clone)]
-        pub enum Request {
+        pub(crate) enum Request {
             $($(#[$doc])* $variant($params),)*
         }
 
         /// What a request answers: serialized as the bare result.
         #[derive(Debug, Clone, Serialize)]
         #[serde(untagged)]
-        pub enum Response {
+        pub(crate) enum Response {
             $($variant($output),)*
         }
 
         impl Request {
-            pub fn method(&self) -> &'static str {
+            pub(crate) fn method(&self) -> &'static str {
                 match self {
                     $(Self::$variant(_) => $name,)*
                 }
             }
 
             /// Decodes the parameters of `method`; absent (null) parameters are `{}`.
-            pub fn decode(method: &str, params: Value) -> Result<Self, Error> {
+            pub(crate) fn decode(method: &str, params: Value) -> Result<Self, Error> {
                 let params = match params {
                     Value::Null => Value::Object(Default::default()),
                     other => other,
@@ -123,7 +123,7 @@ macro_rules! no_params {
     ($($(#[$doc:meta])* $name:ident;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-        pub struct $name;
+        pub(crate) struct $name;
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

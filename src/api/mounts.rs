@@ -6,46 +6,46 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OpenParams {
-    pub repo: String,
+pub(crate) struct OpenParams {
+    pub(crate) repo: String,
     /// Absolute path of the mount point.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OpenResult {
-    pub mount_id: Uuid,
-    pub mount_path: PathBuf,
-    pub workspace: PathBuf,
+pub(crate) struct OpenResult {
+    pub(crate) mount_id: Uuid,
+    pub(crate) mount_path: PathBuf,
+    pub(crate) workspace: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CloseParams {
-    pub path: PathBuf,
+pub(crate) struct CloseParams {
+    pub(crate) path: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Health {
+pub(crate) enum Health {
     Healthy,
     Unhealthy,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MountInfo {
-    pub id: Uuid,
-    pub repo: String,
-    pub path: PathBuf,
-    pub workspace: PathBuf,
-    pub health: Health,
-    pub reason: Option<String>,
-    pub last_sync: Option<String>,
+pub(crate) struct MountInfo {
+    pub(crate) id: Uuid,
+    pub(crate) repo: String,
+    pub(crate) path: PathBuf,
+    pub(crate) workspace: PathBuf,
+    pub(crate) health: Health,
+    pub(crate) reason: Option<String>,
+    pub(crate) last_sync: Option<String>,
     /// "passthrough" or "userspace": how file data flows (absent when not mounted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub io_mode: Option<String>,
+    pub(crate) io_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ListResult {
-    pub mounts: Vec<MountInfo>,
+pub(crate) struct ListResult {
+    pub(crate) mounts: Vec<MountInfo>,
 }

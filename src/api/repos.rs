@@ -6,38 +6,38 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InitParams {
-    pub name: String,
+pub(crate) struct InitParams {
+    pub(crate) name: String,
     /// A git repository (path or URL) to create it from.
     #[serde(default)]
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InitResult {
-    pub name: String,
-    pub path: PathBuf,
-    pub trunk: String,
+pub(crate) struct InitResult {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) trunk: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteAddParams {
-    pub repo: String,
-    pub url: String,
+pub(crate) struct RemoteAddParams {
+    pub(crate) repo: String,
+    pub(crate) url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteRemoveParams {
-    pub repo: String,
+pub(crate) struct RemoteRemoveParams {
+    pub(crate) repo: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteShowParams {
-    pub repo: String,
+pub(crate) struct RemoteShowParams {
+    pub(crate) repo: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteShowResult {
-    pub repo: String,
-    pub remote: Option<String>,
+pub(crate) struct RemoteShowResult {
+    pub(crate) repo: String,
+    pub(crate) remote: Option<String>,
 }

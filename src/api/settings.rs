@@ -7,19 +7,19 @@ use serde::{Deserialize, Serialize};
 
 /// A repo's settings as `jjfs config` shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepoSettings {
-    pub sync_interval: u64,
-    pub rescan_interval: u64,
-    pub push_interval: u64,
-    pub trunk: String,
-    pub ignore: Vec<String>,
+pub(crate) struct RepoSettings {
+    pub(crate) sync_interval: u64,
+    pub(crate) rescan_interval: u64,
+    pub(crate) push_interval: u64,
+    pub(crate) trunk: String,
+    pub(crate) ignore: Vec<String>,
     /// Shown, not set here (`jjfs remote add`).
-    pub remote: Option<String>,
+    pub(crate) remote: Option<String>,
 }
 
 /// A setting `jjfs config KEY VALUE` changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Setting {
+pub(crate) enum Setting {
     SyncInterval,
     RescanInterval,
     PushInterval,
@@ -30,14 +30,14 @@ pub enum Setting {
 /// One setting's value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum SettingValue {
+pub(crate) enum SettingValue {
     Seconds(u64),
     Text(String),
     List(Vec<String>),
 }
 
 impl Setting {
-    pub const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 5] = [
         Self::SyncInterval,
         Self::RescanInterval,
         Self::PushInterval,
@@ -45,7 +45,7 @@ impl Setting {
         Self::Ignore,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::SyncInterval => "sync_interval",
             Self::RescanInterval => "rescan_interval",
@@ -56,7 +56,7 @@ impl Setting {
     }
 
     /// One line for `jjfs config --help`.
-    pub fn about(self) -> &'static str {
+    pub(crate) fn about(self) -> &'static str {
         match self {
             Self::SyncInterval => "longest a detected change waits before it is synced, in seconds",
             Self::RescanInterval => "seconds between full scans of every mount (a safety net)",
@@ -67,11 +67,11 @@ impl Setting {
     }
 
     /// `a, b, c`: for messages and help.
-    pub fn names() -> String {
+    pub(crate) fn names() -> String {
         Self::ALL.map(Self::name).join(", ")
     }
 
-    pub fn get(self, settings: &RepoSettings) -> SettingValue {
+    pub(crate) fn get(self, settings: &RepoSettings) -> SettingValue {
         match self {
             Self::SyncInterval => SettingValue::Seconds(settings.sync_interval),
             Self::RescanInterval => SettingValue::Seconds(settings.rescan_interval),
@@ -82,7 +82,7 @@ impl Setting {
     }
 
     /// Sets the setting from its command-line form, or says why the value is refused.
-    pub fn set(self, settings: &mut RepoSettings, value: &str) -> Result<(), String> {
+    pub(crate) fn set(self, settings: &mut RepoSettings, value: &str) -> Result<(), String> {
         let seconds = |v: &str| -> Result<u64, String> {
             match v.trim().parse::<u64>() {
                 Ok(n) if n > 0 => Ok(n),
@@ -152,21 +152,21 @@ fn parse_list(value: &str) -> Vec<String> {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ConfigParams {
+pub(crate) struct ConfigParams {
     /// The repo (default `default` for one setting; every repo when showing all).
     #[serde(default)]
-    pub repo: Option<String>,
+    pub(crate) repo: Option<String>,
     #[serde(default)]
-    pub key: Option<Setting>,
+    pub(crate) key: Option<Setting>,
     /// The new value, in its command-line form.
     #[serde(default)]
-    pub value: Option<String>,
+    pub(crate) value: Option<String>,
 }
 
 /// What `config` answers, by what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum ConfigResult {
+pub(crate) enum ConfigResult {
     /// No repo and no key: every repo's settings.
     All {
         repos: BTreeMap<String, RepoSettings>,

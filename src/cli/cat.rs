@@ -8,7 +8,7 @@ use crate::api::CatParams;
 
 /// Print a file as it was at WHEN.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// A file: relative to the current directory inside a mount, or a repo path with --repo.
     path: PathBuf,
     /// A change or commit id from `jjfs log`, an RFC 3339 time, or a relative time (10m, 2h).
@@ -18,7 +18,7 @@ pub struct Args {
     repo: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let params = CatParams {
         scope: super::history::scope(args.repo)?,
         path: super::history::given(&args.path),

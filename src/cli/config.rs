@@ -5,7 +5,7 @@ use crate::api::{ConfigParams, ConfigResult, Setting, SettingValue};
 /// Show all settings, one, or set one. Takes effect without a restart.
 #[derive(Debug, Parser)]
 #[command(after_help = settings_help())]
-pub struct Args {
+pub(crate) struct Args {
     /// The repo whose settings to show or change (all repos when showing without it).
     #[arg(long)]
     repo: Option<String>,
@@ -24,7 +24,7 @@ fn settings_help() -> String {
     text
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     // An unknown key is refused here, in one line that lists the settings.
     let key = args
         .key

@@ -8,7 +8,7 @@ use crate::api::DiffParams;
 ///
 /// Without --from and --to: the last change to PATH.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// A file or folder: relative to the current directory inside a mount, or a repo path
     /// with --repo.
     path: PathBuf,
@@ -25,7 +25,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let params = DiffParams {
         scope: super::history::scope(args.repo)?,
         path: super::history::given(&args.path),

@@ -20,7 +20,7 @@ pub(super) fn given(path: &Path) -> String {
 
 /// `kxqpmlzsonwv  2026-11-27 12:34:56  from /home/me/notes` and its files, `git log
 /// --name-status` style.
-pub fn entry_text(entry: &LogEntry) -> String {
+pub(crate) fn entry_text(entry: &LogEntry) -> String {
     let origin = match &entry.mount {
         Some(mount) => format!("from {mount}"),
         None => entry
@@ -38,7 +38,7 @@ pub fn entry_text(entry: &LogEntry) -> String {
 }
 
 /// `kxqpmlzsonwv 2026-11-27 12:34:56`.
-pub fn point_text(point: &Point) -> String {
+pub(crate) fn point_text(point: &Point) -> String {
     format!(
         "{}  {}",
         point.change,
@@ -47,7 +47,7 @@ pub fn point_text(point: &Point) -> String {
 }
 
 /// `M notes/todo.md`, `R old.md -> new.md`, with `(conflict)` where it is.
-pub fn file_text(file: &FileChange) -> String {
+pub(crate) fn file_text(file: &FileChange) -> String {
     let (letter, path) = match (file.status, &file.from) {
         (FileStatus::Added, _) => ("A", file.path.clone()),
         (FileStatus::Modified, _) => ("M", file.path.clone()),

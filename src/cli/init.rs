@@ -5,7 +5,7 @@ use crate::config::DEFAULT_REPO;
 
 /// Create a repo (a jj repository that mounts of it share).
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// Repo name: letters, digits, '.', '_' and '-'.
     #[arg(default_value = DEFAULT_REPO)]
     name: String,
@@ -15,7 +15,7 @@ pub struct Args {
     from: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
     let from = args
         .from

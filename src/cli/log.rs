@@ -14,7 +14,7 @@ use crate::api::LogParams;
 is then that mount's), absolute, or a path from the repo's root with --repo. \
 The first column is the change id that `cat --at`, `diff` and `restore --at` accept."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// A file or folder.
     path: Option<PathBuf>,
     /// The repo (default: the one of the mount you are in, or the only one).
@@ -31,7 +31,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let params = LogParams {
         scope: super::history::scope(args.repo)?,
         path: args.path.as_deref().map(super::history::given),

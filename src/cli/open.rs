@@ -9,12 +9,12 @@ use crate::api::OpenParams;
 ///
 /// The parent of PATH must exist; PATH is created, and must be empty if it exists.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     repo: String,
     path: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let path = args.path.unwrap_or_else(|| PathBuf::from(&args.repo));
     let path = super::close::absolute_mount_path(&path)?;
     let mut client = super::connect()?;

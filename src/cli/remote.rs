@@ -5,7 +5,7 @@ use crate::config::DEFAULT_REPO;
 
 /// Manage the git remote a repo is backed up to.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -31,7 +31,7 @@ enum Command {
     },
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
     match args.command {
         Command::Add { url, repo } => {
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The URL checked and, for a relative path, made absolute (the daemon runs elsewhere).
-pub fn checked_url(url: &str) -> anyhow::Result<String> {
+pub(crate) fn checked_url(url: &str) -> anyhow::Result<String> {
     let cwd = std::env::current_dir()?;
     crate::repo::git::normalize_url(url, &cwd).map_err(anyhow::Error::msg)
 }

@@ -10,7 +10,7 @@ use crate::api::RestoreParams;
 /// A folder comes back whole: files added in it since WHEN go. The restore is a change like
 /// any other: `jjfs undo` takes it back.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// Files or folders: relative to the current directory inside a mount, or repo paths
     /// with --repo.
     #[arg(required = true)]
@@ -25,7 +25,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let params = RestoreParams {
         scope: super::history::scope(args.repo)?,
         paths: args

@@ -5,7 +5,7 @@ use crate::api::{RemoteState, StatusParams};
 
 /// Show the daemon, each repo (remote, conflicts, skipped files) and each mount.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print JSON (the shape is documented in README).
     #[arg(long)]
     json: bool,
@@ -14,7 +14,7 @@ pub struct Args {
     verbose: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
     let status = client.call(StatusParams {
         verbose: args.verbose,

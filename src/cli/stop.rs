@@ -13,9 +13,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Stop the daemon; every mount is synced and unmounted first.
 #[derive(Debug, Parser)]
-pub struct Args {}
+pub(crate) struct Args {}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
     let paths = super::connect::paths()?;
     let Some(mut client) = super::connect::try_connect(&paths)? else {
         println!("jjfsd is not running");
@@ -34,7 +34,7 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
 }
 
 /// Asks a running daemon to shut down and waits until it is gone.
-pub fn stop_direct(paths: &Paths) -> anyhow::Result<()> {
+pub(crate) fn stop_direct(paths: &Paths) -> anyhow::Result<()> {
     let Some(mut client) = super::connect::try_connect(paths)? else {
         return Ok(());
     };

@@ -6,7 +6,7 @@ use crate::api::UndoParams;
 /// Revert the last N changes of a repo, whichever mount they came from, as a new change
 /// (history is kept: `jjfs undo` again takes the undo back).
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// How many of the last changes to revert.
     #[arg(default_value_t = 1)]
     count: usize,
@@ -18,7 +18,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let params = UndoParams {
         scope: super::history::scope(args.repo)?,
         count: args.count,

@@ -1,5 +1,6 @@
 //! jjfsd: the daemon's lifecycle. Takes the lock, sets up logging, loads the config, serves
-//! the socket and shuts down cleanly on SIGTERM, SIGINT or the `shutdown` method.
+//! the socket (`rpc::server`, each request answered by `handlers`) and shuts down cleanly on
+//! SIGTERM, SIGINT or the `shutdown` method.
 
 mod handlers;
 pub(crate) mod launch;
@@ -23,14 +24,14 @@ use state::{Daemon, RunMode};
 /// The jjfs daemon: serves mounts and syncs them through jj.
 #[derive(Debug, Parser)]
 #[command(name = "jjfsd", version, about)]
-pub struct Args {
+pub(crate) struct Args {
     /// Stay attached to the terminal (what the systemd unit and launchd agent run); without
     /// it, jjfsd starts itself in the background and returns once it is ready.
     #[arg(long)]
-    pub foreground: bool,
+    pub(crate) foreground: bool,
     /// Internal: watch daemon PID and abort its mounts if it dies (see `watchdog`).
     #[arg(long, value_name = "PID", hide = true)]
-    pub watchdog: Option<u32>,
+    pub(crate) watchdog: Option<u32>,
 }
 
 /// Entry point of the `jjfsd` binary.
@@ -61,7 +62,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Runs a daemon for `paths` in this process until it is told to stop.
-pub fn run(paths: Paths) -> anyhow::Result<()> {
+pub(crate) fn run(paths: Paths) -> anyhow::Result<()> {
     tune_malloc();
     paths
         .ensure_home()
