@@ -187,6 +187,8 @@ pub(crate) struct LogEntry {
     pub(crate) conflict: bool,
 }
 
+// The results are `pub` (not `pub(crate)`) while `repo` and `sync`, which build them, have
+// `pub` interfaces.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogResult {
     pub(crate) repo: String,
