@@ -1,61 +1,49 @@
-//! Atomic file replacement: write a temp file beside the target, fsync it, rename it over the
-//! target, fsync the directory. A reader sees the old file or the new one, never a mix, and a
-//! crash leaves one of the two.
+//! Atomic file replacement: write a temp file beside the target (`tempfile`), fsync it,
+//! rename it over the target (`NamedTempFile::persist`), fsync the directory. A reader sees
+//! the old file or the new one, never a mix, a crash leaves one of the two, and a failure
+//! leaves no temp file behind.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-pub fn write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     replace(path, contents, true)
 }
 
 /// Like `write`, but without syncing the directory: the file is either the old one or the
 /// new one after a crash, and the rename may be lost (as jj does for its working-copy state).
-pub fn write_data(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_data(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     replace(path, contents, false)
 }
 
 fn replace(path: &Path, contents: &[u8], sync_dir: bool) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile_in(dir, path)?;
-    let result = (|| {
-        tmp.1.write_all(contents)?;
-        tmp.1.sync_data()?;
-        std::fs::rename(&tmp.0, path)?;
-        if sync_dir {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp.0);
-    }
-    result
-}
-
-fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
-    let stem = target
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for attempt in 0..100u32 {
-        let name = format!(".{stem}.tmp.{}.{attempt}", std::process::id());
-        let path = dir.join(name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(file) => return Ok((path, file)),
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err),
-        }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp."))
+        // The mode a plain create gives (0666 less the umask), not tempfile's private 0600.
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_data()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if sync_dir {
+        std::fs::File::open(dir)?.sync_all()?;
     }
-    Err(std::io::Error::other("cannot create a temporary file"))
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     #[test]
     fn replaces_content_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
@@ -64,5 +52,23 @@ mod tests {
         super::write(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Created as any file is: 0666 less the umask.
+        let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        nix::sys::stat::umask(umask);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask.bits());
+    }
+
+    #[test]
+    fn a_failed_replace_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        super::write(&path, b"one").unwrap();
+        // A directory cannot be renamed over the file: the rename fails, the temp goes.
+        let over_dir = dir.path().join("sub");
+        std::fs::create_dir(&over_dir).unwrap();
+        assert!(super::write(&over_dir, b"two").is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

@@ -11,16 +11,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::atomic_file;
+use crate::{api, atomic_file};
 
-pub const DEFAULT_SYNC_INTERVAL: u64 = 2;
-pub const DEFAULT_PUSH_INTERVAL: u64 = 300;
-pub const DEFAULT_RESCAN_INTERVAL: u64 = 300;
-pub const DEFAULT_TRUNK: &str = "main";
-pub const DEFAULT_REPO: &str = "default";
+pub(crate) const DEFAULT_SYNC_INTERVAL: u64 = 2;
+pub(crate) const DEFAULT_PUSH_INTERVAL: u64 = 300;
+pub(crate) const DEFAULT_RESCAN_INTERVAL: u64 = 300;
+pub(crate) const DEFAULT_TRUNK: &str = "main";
+pub(crate) const DEFAULT_REPO: &str = "default";
 
 /// Editor swap, backup and temp files that stay in the mount where they were written.
-pub const DEFAULT_IGNORE: &[&str] = &[
+pub(crate) const DEFAULT_IGNORE: &[&str] = &[
     ".*.swp",
     ".*.swo",
     ".*.swx",
@@ -35,42 +35,42 @@ pub const DEFAULT_IGNORE: &[&str] = &[
 ];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(default)]
-    pub repos: BTreeMap<String, RepoConfig>,
+    pub(crate) repos: BTreeMap<String, RepoConfig>,
     #[serde(default)]
-    pub mounts: Vec<MountConfig>,
+    pub(crate) mounts: Vec<MountConfig>,
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepoConfig {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     #[serde(default)]
-    pub remote: Option<String>,
+    pub(crate) remote: Option<String>,
     #[serde(default = "default_sync_interval")]
-    pub sync_interval: u64,
+    pub(crate) sync_interval: u64,
     #[serde(default = "default_push_interval")]
-    pub push_interval: u64,
+    pub(crate) push_interval: u64,
     #[serde(default = "default_trunk")]
-    pub trunk: String,
+    pub(crate) trunk: String,
     #[serde(default = "default_rescan_interval")]
-    pub rescan_interval: u64,
+    pub(crate) rescan_interval: u64,
     #[serde(default = "default_ignore")]
-    pub ignore: Vec<String>,
+    pub(crate) ignore: Vec<String>,
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MountConfig {
-    pub id: Uuid,
-    pub repo: String,
-    pub path: PathBuf,
-    pub workspace: PathBuf,
+    pub(crate) id: Uuid,
+    pub(crate) repo: String,
+    pub(crate) path: PathBuf,
+    pub(crate) workspace: PathBuf,
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 fn default_sync_interval() -> u64 {
@@ -85,13 +85,13 @@ fn default_rescan_interval() -> u64 {
 fn default_trunk() -> String {
     DEFAULT_TRUNK.to_owned()
 }
-pub fn default_ignore() -> Vec<String> {
+pub(crate) fn default_ignore() -> Vec<String> {
     DEFAULT_IGNORE.iter().map(|s| (*s).to_owned()).collect()
 }
 
 impl RepoConfig {
     /// Settings of a newly created repo.
-    pub fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
             remote: None,
@@ -103,10 +103,31 @@ impl RepoConfig {
             extra: Map::new(),
         }
     }
+
+    /// The settings `jjfs config` shows.
+    pub(crate) fn settings(&self) -> api::RepoSettings {
+        api::RepoSettings {
+            sync_interval: self.sync_interval,
+            rescan_interval: self.rescan_interval,
+            push_interval: self.push_interval,
+            trunk: self.trunk.clone(),
+            ignore: self.ignore.clone(),
+            remote: self.remote.clone(),
+        }
+    }
+
+    /// Takes the settings `jjfs config` changes (the remote is `jjfs remote`'s).
+    pub(crate) fn apply(&mut self, settings: api::RepoSettings) {
+        self.sync_interval = settings.sync_interval;
+        self.rescan_interval = settings.rescan_interval;
+        self.push_interval = settings.push_interval;
+        self.trunk = settings.trunk;
+        self.ignore = settings.ignore;
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -126,7 +147,7 @@ pub enum ConfigError {
 
 impl Config {
     /// Reads `path`; a missing file is an empty config.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = match std::fs::read(path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
@@ -144,7 +165,7 @@ impl Config {
     }
 
     /// Writes the config atomically (temp file, fsync, rename).
-    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+    pub(crate) fn save(&self, path: &Path) -> Result<(), ConfigError> {
         let mut text = serde_json::to_vec_pretty(self).expect("config serializes");
         text.push(b'\n');
         atomic_file::write(path, &text).map_err(|source| ConfigError::Write {
@@ -153,17 +174,20 @@ impl Config {
         })
     }
 
-    pub fn mount_by_path(&self, path: &Path) -> Option<&MountConfig> {
+    pub(crate) fn mount_by_path(&self, path: &Path) -> Option<&MountConfig> {
         self.mounts.iter().find(|m| m.path == path)
     }
 
-    pub fn mounts_of<'a>(&'a self, repo: &'a str) -> impl Iterator<Item = &'a MountConfig> + 'a {
+    pub(crate) fn mounts_of<'a>(
+        &'a self,
+        repo: &'a str,
+    ) -> impl Iterator<Item = &'a MountConfig> + 'a {
         self.mounts.iter().filter(move |m| m.repo == repo)
     }
 }
 
 /// Checks a repo name: `[A-Za-z0-9._-]+`, not `.` or `..`.
-pub fn validate_repo_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_repo_name(name: &str) -> Result<(), String> {
     let plain = !name.is_empty()
         && name
             .bytes()

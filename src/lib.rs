@@ -2,7 +2,7 @@
 //! repository.
 //!
 //! ```text
-//!  jjfs (cli/) ──JSON-RPC over $JJFS_HOME/daemon.sock (rpc/)──▶ jjfsd (daemon/)
+//!  jjfs (cli/) ──api:: types, JSON-RPC over $JJFS_HOME/daemon.sock (rpc/)──▶ jjfsd (daemon/)
 //!                                                               │ one sync actor per repo (sync/)
 //!      user's dirs ◀── FUSE passthrough (mount/) ──▶ backing jj workspaces ◀── watchers (watch.rs)
 //!                          │ change reports                 │
@@ -13,7 +13,10 @@
 //! ```
 //!
 //! - `cli`: one file per subcommand; parse, call the daemon, print.
-//! - `rpc`: the wire format (JSON-RPC 2.0, one object per line), client and framing.
+//! - `api`: the protocol as types: one `Request`/`Response` variant per method, typed
+//!   errors with their JSON-RPC codes; shared by the CLI and the daemon.
+//! - `rpc`: the wire (JSON-RPC 2.0, one object per line): envelope, framing, the CLI's
+//!   client and the daemon's bounded server.
 //! - `daemon`: lifecycle (lock, socket, signals, watchdog) and one handler per method.
 //! - `sync`: per-repo actor: debounce, plan, apply results, health; mounts' runtime state.
 //! - `remote`: per-repo worker that fetches, has the actor integrate, and pushes, with backoff.
@@ -27,19 +30,20 @@
 //! - `service`: the daemon as a systemd user unit or launchd agent (`jjfs install`).
 //! - `config`, `paths`, `atomic_file`, `stamp`: state on disk.
 
-pub mod atomic_file;
+pub(crate) mod api;
+pub(crate) mod atomic_file;
 pub mod cli;
-pub mod config;
+pub(crate) mod config;
 pub mod daemon;
 pub mod engine;
 pub mod files;
-pub mod history;
+pub(crate) mod history;
 pub mod modes;
 pub mod mount;
-pub mod paths;
+pub(crate) mod paths;
 pub mod remote;
 pub mod repo;
-pub mod rpc;
-pub mod service;
+pub(crate) mod rpc;
+pub(crate) mod service;
 pub mod stamp;
 pub mod watch;

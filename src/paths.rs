@@ -5,17 +5,17 @@
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the state directory (`~/.jjfs` otherwise).
-pub const HOME_ENV: &str = "JJFS_HOME";
+pub(crate) const HOME_ENV: &str = "JJFS_HOME";
 
 /// The state directory and the well-known files inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Paths {
+pub(crate) struct Paths {
     home: PathBuf,
 }
 
 impl Paths {
     /// Uses `$JJFS_HOME` if set and non-empty, else `~/.jjfs`.
-    pub fn from_env() -> Result<Self, PathsError> {
+    pub(crate) fn from_env() -> Result<Self, PathsError> {
         match std::env::var_os(HOME_ENV) {
             Some(dir) if !dir.is_empty() => Ok(Self::at(absolute(Path::new(&dir))?)),
             _ => {
@@ -26,46 +26,46 @@ impl Paths {
     }
 
     /// A layout rooted at `home` (used by tests and by `from_env`).
-    pub fn at(home: impl Into<PathBuf>) -> Self {
+    pub(crate) fn at(home: impl Into<PathBuf>) -> Self {
         Self { home: home.into() }
     }
 
-    pub fn home(&self) -> &Path {
+    pub(crate) fn home(&self) -> &Path {
         &self.home
     }
 
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.home.join("config.json")
     }
 
-    pub fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.home.join("daemon.sock")
     }
 
-    pub fn lock(&self) -> PathBuf {
+    pub(crate) fn lock(&self) -> PathBuf {
         self.home.join("daemon.lock")
     }
 
-    pub fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.home.join("sync.log")
     }
 
-    pub fn repos(&self) -> PathBuf {
+    pub(crate) fn repos(&self) -> PathBuf {
         self.home.join("repos")
     }
 
     /// `repos/<name>`: the jj repository (its `.jj/repo` holds the store).
-    pub fn repo(&self, name: &str) -> PathBuf {
+    pub(crate) fn repo(&self, name: &str) -> PathBuf {
         self.repos().join(name)
     }
 
     /// `repos/<name>/workspaces/<id>`: the backing jj workspace of one mount.
-    pub fn workspace(&self, repo: &str, id: &uuid::Uuid) -> PathBuf {
+    pub(crate) fn workspace(&self, repo: &str, id: &uuid::Uuid) -> PathBuf {
         self.repo(repo).join("workspaces").join(id.to_string())
     }
 
     /// Creates the state directory (mode 0700) if needed and tightens its mode.
-    pub fn ensure_home(&self) -> std::io::Result<()> {
+    pub(crate) fn ensure_home(&self) -> std::io::Result<()> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -76,7 +76,7 @@ impl Paths {
 }
 
 /// Makes `path` absolute against the current directory without resolving symlinks.
-pub fn absolute(path: &Path) -> Result<PathBuf, PathsError> {
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf, PathsError> {
     std::path::absolute(path).map_err(|source| PathsError::Absolute {
         path: path.to_owned(),
         source,
@@ -84,7 +84,7 @@ pub fn absolute(path: &Path) -> Result<PathBuf, PathsError> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PathsError {
+pub(crate) enum PathsError {
     #[error("cannot find the home directory; set JJFS_HOME")]
     NoHome,
     #[error("cannot make {path} absolute: {source}")]

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use clap::Parser;
 
-use crate::rpc::methods::{self, CatResult};
+use crate::api::CatParams;
 
 /// Print a file as it was at WHEN.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// A file: relative to the current directory inside a mount, or a repo path with --repo.
     path: PathBuf,
     /// A change or commit id from `jjfs log`, an RFC 3339 time, or a relative time (10m, 2h).
@@ -18,11 +18,13 @@ pub struct Args {
     repo: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut params = super::history::params(args.repo, &[args.path])?;
-    params.at = Some(args.at);
-    let mut client = super::connect()?;
-    let result: CatResult = client.call(methods::CAT, params)?;
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let params = CatParams {
+        scope: super::history::scope(args.repo)?,
+        path: super::history::given(&args.path),
+        at: args.at,
+    };
+    let result = super::connect()?.call(params)?;
     let bytes = match (result.text, result.base64) {
         (Some(text), _) => text.into_bytes(),
         (None, Some(encoded)) => base64::engine::general_purpose::STANDARD.decode(encoded)?,

@@ -3,20 +3,20 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Parser;
 
-use crate::rpc::methods::{self, CloseParams};
+use crate::api::CloseParams;
 
 /// Unmount PATH and forget its workspace; its pending changes are synced first, and the
 /// directory is left empty.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     path: PathBuf,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let path = absolute_mount_path(&args.path)?;
     let mut client = super::connect()?;
-    let _: serde_json::Value = client
-        .call(methods::CLOSE, CloseParams { path: path.clone() })
+    client
+        .call(CloseParams { path: path.clone() })
         .context("cannot close the mount")?;
     println!("Closed {}", path.display());
     Ok(())
@@ -24,7 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The absolute path of a mount point, with its parent's symlinks resolved (the mount point
 /// itself may be missing, or a dead mount that cannot be resolved).
-pub fn absolute_mount_path(path: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn absolute_mount_path(path: &Path) -> anyhow::Result<PathBuf> {
     let abs = std::path::absolute(path).with_context(|| format!("bad path {}", path.display()))?;
     let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) else {
         return Ok(abs);

@@ -1,32 +1,50 @@
 use clap::Parser;
 
-use crate::rpc::methods::{self, ConfigParams};
+use crate::api::{ConfigParams, ConfigResult, Setting, SettingValue};
 
-/// Show all settings, one, or set one: sync_interval, rescan_interval, push_interval, trunk,
-/// ignore (a comma-separated list of gitignore patterns). Takes effect without a restart.
+/// Show all settings, one, or set one. Takes effect without a restart.
 #[derive(Debug, Parser)]
-pub struct Args {
+#[command(after_help = settings_help())]
+pub(crate) struct Args {
     /// The repo whose settings to show or change (all repos when showing without it).
     #[arg(long)]
     repo: Option<String>,
+    /// The setting (see below).
     key: Option<String>,
+    /// Its new value.
     value: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut client = super::connect()?;
-    let shown: serde_json::Value = client.call(
-        methods::CONFIG,
-        ConfigParams {
-            repo: args.repo,
-            key: args.key,
-            value: args.value,
-        },
-    )?;
+/// The settings, one per line, for `--help`.
+fn settings_help() -> String {
+    let mut text = String::from("Settings:\n");
+    for setting in Setting::ALL {
+        text.push_str(&format!("  {:<16}{}\n", setting.name(), setting.about()));
+    }
+    text
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    // An unknown key is refused here, in one line that lists the settings.
+    let key = args
+        .key
+        .as_deref()
+        .map(str::parse::<Setting>)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let shown = super::connect()?.call(ConfigParams {
+        repo: args.repo,
+        key,
+        value: args.value,
+    })?;
     match shown {
-        serde_json::Value::Null => {}
-        serde_json::Value::String(s) => println!("{s}"),
-        other => println!("{}", serde_json::to_string_pretty(&other)?),
+        ConfigResult::Set => {}
+        ConfigResult::One(SettingValue::Text(s)) => println!("{s}"),
+        // Through a JSON value: its keys print sorted, as they always have.
+        other => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::to_value(&other)?)?
+        ),
     }
     Ok(())
 }

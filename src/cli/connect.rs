@@ -6,18 +6,17 @@ use anyhow::{Context, bail};
 use crate::daemon::launch;
 use crate::daemon::lock::{DaemonLock, process_alive};
 use crate::paths::Paths;
-use crate::rpc::Client;
-use crate::rpc::client::ClientError;
+use crate::rpc::{Client, ClientError};
 use crate::service;
 
-pub const NO_AUTOSTART_ENV: &str = "JJFS_NO_AUTOSTART";
+pub(crate) const NO_AUTOSTART_ENV: &str = "JJFS_NO_AUTOSTART";
 
-pub fn paths() -> anyhow::Result<Paths> {
+pub(crate) fn paths() -> anyhow::Result<Paths> {
     Ok(Paths::from_env()?)
 }
 
 /// A client that has passed the version handshake, starting the daemon when needed.
-pub fn connect() -> anyhow::Result<Client> {
+pub(crate) fn connect() -> anyhow::Result<Client> {
     let paths = paths()?;
     if let Some(client) = try_connect(&paths)? {
         return Ok(client);
@@ -34,7 +33,7 @@ pub fn connect() -> anyhow::Result<Client> {
 
 /// Connects if a daemon answers; None when nothing listens (or only a dying daemon's socket
 /// is left).
-pub fn try_connect(paths: &Paths) -> anyhow::Result<Option<Client>> {
+pub(crate) fn try_connect(paths: &Paths) -> anyhow::Result<Option<Client>> {
     // A daemon that was killed can leave its socket accepting connections nobody answers.
     if let Some(pid) = DaemonLock::holder(&paths.lock())
         && !process_alive(pid)
@@ -53,7 +52,7 @@ pub fn try_connect(paths: &Paths) -> anyhow::Result<Option<Client>> {
 
 /// Starts the daemon through the installed service when there is one (so that two daemons
 /// never race for the lock), else directly; returns its pid once it answers.
-pub fn start_daemon(paths: &Paths) -> anyhow::Result<u32> {
+pub(crate) fn start_daemon(paths: &Paths) -> anyhow::Result<u32> {
     if let Some(manager) = service::installed(paths) {
         manager.start()?;
         return wait_ready(paths);
@@ -62,7 +61,7 @@ pub fn start_daemon(paths: &Paths) -> anyhow::Result<u32> {
 }
 
 /// Waits until a daemon answers on the socket; its pid.
-pub fn wait_ready(paths: &Paths) -> anyhow::Result<u32> {
+pub(crate) fn wait_ready(paths: &Paths) -> anyhow::Result<u32> {
     let deadline = std::time::Instant::now() + launch::READY_TIMEOUT;
     loop {
         if let Some(mut client) = try_connect(paths)? {

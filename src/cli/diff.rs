@@ -2,13 +2,13 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::rpc::methods::{self, DiffResult};
+use crate::api::DiffParams;
 
 /// Show what changed in a file or folder between two points in its history, as a unified diff.
 ///
 /// Without --from and --to: the last change to PATH.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// A file or folder: relative to the current directory inside a mount, or a repo path
     /// with --repo.
     path: PathBuf,
@@ -25,12 +25,14 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut params = super::history::params(args.repo, &[args.path])?;
-    params.from = args.from;
-    params.to = args.to;
-    let mut client = super::connect()?;
-    let result: DiffResult = client.call(methods::DIFF, params)?;
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let params = DiffParams {
+        scope: super::history::scope(args.repo)?,
+        path: super::history::given(&args.path),
+        from: args.from,
+        to: args.to,
+    };
+    let result = super::connect()?.call(params)?;
     if args.json {
         return super::output::print_json(&result);
     }

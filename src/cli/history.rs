@@ -3,25 +3,24 @@
 
 use std::path::Path;
 
-use crate::rpc::methods::{FileChange, FileStatus, HistoryParams, LogEntry, Point};
+use crate::api::{FileChange, FileStatus, LogEntry, Point, Scope};
 
-/// Parameters with the repo, the paths as given and the current directory.
-pub fn params(repo: Option<String>, paths: &[impl AsRef<Path>]) -> anyhow::Result<HistoryParams> {
-    let cwd = std::env::current_dir()?;
-    Ok(HistoryParams {
+/// The repo given and the current directory, where the daemon resolves PATHs.
+pub(super) fn scope(repo: Option<String>) -> anyhow::Result<Scope> {
+    Ok(Scope {
         repo,
-        paths: paths
-            .iter()
-            .map(|p| p.as_ref().to_string_lossy().into_owned())
-            .collect(),
-        cwd: Some(cwd),
-        ..HistoryParams::default()
+        cwd: Some(std::env::current_dir()?),
     })
+}
+
+/// A PATH as the user typed it.
+pub(super) fn given(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 /// `kxqpmlzsonwv  2026-11-27 12:34:56  from /home/me/notes` and its files, `git log
 /// --name-status` style.
-pub fn entry_text(entry: &LogEntry) -> String {
+pub(crate) fn entry_text(entry: &LogEntry) -> String {
     let origin = match &entry.mount {
         Some(mount) => format!("from {mount}"),
         None => entry
@@ -39,7 +38,7 @@ pub fn entry_text(entry: &LogEntry) -> String {
 }
 
 /// `kxqpmlzsonwv 2026-11-27 12:34:56`.
-pub fn point_text(point: &Point) -> String {
+pub(crate) fn point_text(point: &Point) -> String {
     format!(
         "{}  {}",
         point.change,
@@ -48,7 +47,7 @@ pub fn point_text(point: &Point) -> String {
 }
 
 /// `M notes/todo.md`, `R old.md -> new.md`, with `(conflict)` where it is.
-pub fn file_text(file: &FileChange) -> String {
+pub(crate) fn file_text(file: &FileChange) -> String {
     let (letter, path) = match (file.status, &file.from) {
         (FileStatus::Added, _) => ("A", file.path.clone()),
         (FileStatus::Modified, _) => ("M", file.path.clone()),

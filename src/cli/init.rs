@@ -1,11 +1,11 @@
 use clap::Parser;
 
+use crate::api::InitParams;
 use crate::config::DEFAULT_REPO;
-use crate::rpc::methods::{self, InitParams, InitResult};
 
 /// Create a repo (a jj repository that mounts of it share).
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// Repo name: letters, digits, '.', '_' and '-'.
     #[arg(default_value = DEFAULT_REPO)]
     name: String,
@@ -15,15 +15,14 @@ pub struct Args {
     from: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
     let from = args
         .from
         .as_deref()
         .map(super::remote::checked_url)
         .transpose()?;
-    let result: InitResult = client.call_with_progress(
-        methods::INIT,
+    let result = client.call_with_progress(
         InitParams {
             name: args.name,
             from,

@@ -7,7 +7,7 @@ use crate::service::{Manager, Spec};
 /// Install the daemon as a user service (systemd on Linux, launchd on macOS): started now
 /// and at every login, restarted if it crashes.
 #[derive(Debug, Parser)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     /// Print the service file instead of installing it.
     #[arg(long)]
     dry_run: bool,
@@ -19,9 +19,9 @@ pub struct InstallArgs {
 /// Stop the service and remove what `jjfs install` wrote; `jjfs start` then runs the daemon
 /// directly.
 #[derive(Debug, Parser)]
-pub struct UninstallArgs {}
+pub(crate) struct UninstallArgs {}
 
-pub fn run_install(args: InstallArgs) -> anyhow::Result<()> {
+pub(crate) fn run_install(args: InstallArgs) -> anyhow::Result<()> {
     let paths = super::connect::paths()?;
     let manager = args.manager.unwrap_or_else(Manager::native);
     let spec = Spec::new(&launch::daemon_binary(), &paths);
@@ -63,7 +63,7 @@ pub fn run_install(args: InstallArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run_uninstall(_args: UninstallArgs) -> anyhow::Result<()> {
+pub(crate) fn run_uninstall(_args: UninstallArgs) -> anyhow::Result<()> {
     let manager = Manager::native();
     let file = manager.file()?;
     if !file.exists() {

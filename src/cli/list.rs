@@ -1,19 +1,19 @@
 use clap::Parser;
 
 use super::output;
-use crate::rpc::methods::{self, Health, ListResult, MountInfo};
+use crate::api::{Health, ListMounts, MountInfo};
 
 /// List the mounts: id, repo, path, health and last sync.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print JSON: {"mounts": [{"id", "repo", "path", "workspace", "health", "reason", "last_sync"}]}.
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
-    let list: ListResult = client.call(methods::LIST_MOUNTS, serde_json::Value::Null)?;
+    let list = client.call(ListMounts)?;
     if args.json {
         return output::print_json(&list);
     }
@@ -27,7 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// One line per mount, shared with `jjfs status`.
-pub fn mount_line(mount: &MountInfo) -> String {
+pub(crate) fn mount_line(mount: &MountInfo) -> String {
     let health = match (mount.health, &mount.reason) {
         (Health::Healthy, _) => "healthy".to_owned(),
         (Health::Unhealthy, Some(reason)) => format!("UNHEALTHY: {reason}"),

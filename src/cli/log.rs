@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use super::history::entry_text;
-use crate::rpc::methods::{self, LogResult};
+use crate::api::LogParams;
 
 /// The history of the repo, or of one file or folder: newest first, each change with its
 /// time, the mount it came from and the files it added (A), modified (M), deleted (D) or
@@ -14,7 +14,7 @@ use crate::rpc::methods::{self, LogResult};
 is then that mount's), absolute, or a path from the repo's root with --repo. \
 The first column is the change id that `cat --at`, `diff` and `restore --at` accept."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// A file or folder.
     path: Option<PathBuf>,
     /// The repo (default: the one of the mount you are in, or the only one).
@@ -31,12 +31,14 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut params = super::history::params(args.repo, args.path.as_slice())?;
-    params.since = args.since;
-    params.limit = args.limit;
-    let mut client = super::connect()?;
-    let result: LogResult = client.call(methods::LOG, params)?;
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let params = LogParams {
+        scope: super::history::scope(args.repo)?,
+        path: args.path.as_deref().map(super::history::given),
+        since: args.since,
+        limit: args.limit,
+    };
+    let result = super::connect()?.call(params)?;
     if args.json {
         return super::output::print_json(&result);
     }

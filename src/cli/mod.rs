@@ -26,7 +26,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-pub use connect::connect;
+pub(crate) use connect::connect;
 
 /// Live, versioned views of one jj repository in many directories.
 ///
@@ -34,7 +34,7 @@ pub use connect::connect;
 /// later; every change is a jj commit, and the repo can be backed up to a git remote.
 #[derive(Debug, Parser)]
 #[command(name = "jjfs", version, about, long_about, propagate_version = true)]
-pub struct Cli {
+struct Cli {
     #[command(subcommand)]
     command: Command,
 }

@@ -3,29 +3,26 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::rpc::methods::{self, OpenParams, OpenResult};
+use crate::api::OpenParams;
 
 /// Mount a repo at PATH (default ./REPO): a live view that syncs with its other mounts.
 ///
 /// The parent of PATH must exist; PATH is created, and must be empty if it exists.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     repo: String,
     path: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let path = args.path.unwrap_or_else(|| PathBuf::from(&args.repo));
     let path = super::close::absolute_mount_path(&path)?;
     let mut client = super::connect()?;
-    let opened: OpenResult = client
-        .call(
-            methods::OPEN,
-            OpenParams {
-                repo: args.repo,
-                path,
-            },
-        )
+    let opened = client
+        .call(OpenParams {
+            repo: args.repo,
+            path,
+        })
         .context("cannot open the mount")?;
     println!("{}", opened.mount_path.display());
     Ok(())

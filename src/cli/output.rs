@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// An error and its causes as one line: `what went wrong: because ...`.
-pub fn one_line(err: &anyhow::Error) -> String {
+pub(crate) fn one_line(err: &anyhow::Error) -> String {
     let mut line = err.to_string();
     for cause in err.chain().skip(1) {
         let cause = cause.to_string();
@@ -15,13 +15,13 @@ pub fn one_line(err: &anyhow::Error) -> String {
     line.replace('\n', " ")
 }
 
-pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// A time for humans: `12:34:56` today, else the date too; `never` for none.
-pub fn when(time: Option<&str>) -> String {
+pub(crate) fn when(time: Option<&str>) -> String {
     let Some(time) = time else {
         return "never".to_owned();
     };
@@ -40,7 +40,7 @@ pub fn when(time: Option<&str>) -> String {
 
 /// Prints `text` through a pager (`$PAGER`, else `less -FRX`) when stdout is a terminal, as
 /// `git log` does; straight to stdout otherwise, or when the pager cannot start.
-pub fn paged(text: &str) -> anyhow::Result<()> {
+pub(crate) fn paged(text: &str) -> anyhow::Result<()> {
     use std::io::{IsTerminal as _, Write as _};
     if std::io::stdout().is_terminal() {
         let pager = std::env::var("PAGER").unwrap_or_else(|_| "less -FRX".to_owned());
@@ -67,7 +67,7 @@ pub fn paged(text: &str) -> anyhow::Result<()> {
 }
 
 /// A size for humans: `812 B`, `4.2 KiB`, `13.0 MiB`, `1.1 GiB`.
-pub fn size(bytes: u64) -> String {
+pub(crate) fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

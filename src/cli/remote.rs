@@ -1,11 +1,11 @@
 use clap::{Parser, Subcommand};
 
+use crate::api::{RemoteAddParams, RemoteRemoveParams, RemoteShowParams};
 use crate::config::DEFAULT_REPO;
-use crate::rpc::methods::{self, RemoteParams, RemoteShowResult};
 
 /// Manage the git remote a repo is backed up to.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -31,33 +31,23 @@ enum Command {
     },
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
     match args.command {
         Command::Add { url, repo } => {
             let url = checked_url(&url)?;
-            let _: serde_json::Value = client.call(
-                methods::REMOTE_ADD,
-                RemoteParams {
-                    repo: repo.clone(),
-                    url: Some(url.clone()),
-                },
-            )?;
+            client.call(RemoteAddParams {
+                repo: repo.clone(),
+                url: url.clone(),
+            })?;
             println!("Repo {repo} is backed up to {url}");
         }
         Command::Remove { repo } => {
-            let _: serde_json::Value = client.call(
-                methods::REMOTE_REMOVE,
-                RemoteParams {
-                    repo: repo.clone(),
-                    url: None,
-                },
-            )?;
+            client.call(RemoteRemoveParams { repo: repo.clone() })?;
             println!("Repo {repo} has no remote now");
         }
         Command::Show { repo } => {
-            let shown: RemoteShowResult =
-                client.call(methods::REMOTE_SHOW, RemoteParams { repo, url: None })?;
+            let shown = client.call(RemoteShowParams { repo })?;
             match shown.remote {
                 Some(url) => println!("{url}"),
                 None => println!("repo {} has no remote", shown.repo),
@@ -68,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The URL checked and, for a relative path, made absolute (the daemon runs elsewhere).
-pub fn checked_url(url: &str) -> anyhow::Result<String> {
+pub(crate) fn checked_url(url: &str) -> anyhow::Result<String> {
     let cwd = std::env::current_dir()?;
     crate::repo::git::normalize_url(url, &cwd).map_err(anyhow::Error::msg)
 }

@@ -3,14 +3,14 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use super::history::{file_text, point_text};
-use crate::rpc::methods::{self, ChangeResult};
+use crate::api::RestoreParams;
 
 /// Bring files or folders back as they were at WHEN, as a new change in every mount.
 ///
 /// A folder comes back whole: files added in it since WHEN go. The restore is a change like
 /// any other: `jjfs undo` takes it back.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// Files or folders: relative to the current directory inside a mount, or repo paths
     /// with --repo.
     #[arg(required = true)]
@@ -25,11 +25,17 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut params = super::history::params(args.repo, &args.paths)?;
-    params.at = Some(args.at);
-    let mut client = super::connect()?;
-    let result: ChangeResult = client.call(methods::RESTORE, params)?;
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let params = RestoreParams {
+        scope: super::history::scope(args.repo)?,
+        paths: args
+            .paths
+            .iter()
+            .map(|p| super::history::given(p))
+            .collect(),
+        at: args.at,
+    };
+    let result = super::connect()?.call(params)?;
     if args.json {
         return super::output::print_json(&result);
     }

@@ -2,9 +2,9 @@ use clap::Parser;
 
 /// Start the daemon (through the installed service when there is one).
 #[derive(Debug, Parser)]
-pub struct Args {}
+pub(crate) struct Args {}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
     let paths = super::connect::paths()?;
     if let Some(mut client) = super::connect::try_connect(&paths)? {
         let version = client.handshake()?;

@@ -1,11 +1,11 @@
 use clap::Parser;
 
 use super::output;
-use crate::rpc::methods::{self, RemoteState, StatusParams, StatusResult};
+use crate::api::{RemoteState, StatusParams};
 
 /// Show the daemon, each repo (remote, conflicts, skipped files) and each mount.
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print JSON (the shape is documented in README).
     #[arg(long)]
     json: bool,
@@ -14,14 +14,11 @@ pub struct Args {
     verbose: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
-    let status: StatusResult = client.call(
-        methods::STATUS,
-        StatusParams {
-            verbose: args.verbose,
-        },
-    )?;
+    let status = client.call(StatusParams {
+        verbose: args.verbose,
+    })?;
     if args.json {
         return output::print_json(&status);
     }

@@ -3,19 +3,19 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::Parser;
 
+use crate::api::Shutdown;
 use crate::daemon::lock::{DaemonLock, process_alive};
 use crate::paths::Paths;
-use crate::rpc::client::ClientError;
-use crate::rpc::methods;
+use crate::rpc::ClientError;
 
 /// How long `stop` waits for the daemon to unmount everything and exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Stop the daemon; every mount is synced and unmounted first.
 #[derive(Debug, Parser)]
-pub struct Args {}
+pub(crate) struct Args {}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
     let paths = super::connect::paths()?;
     let Some(mut client) = super::connect::try_connect(&paths)? else {
         println!("jjfsd is not running");
@@ -34,13 +34,13 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
 }
 
 /// Asks a running daemon to shut down and waits until it is gone.
-pub fn stop_direct(paths: &Paths) -> anyhow::Result<()> {
+pub(crate) fn stop_direct(paths: &Paths) -> anyhow::Result<()> {
     let Some(mut client) = super::connect::try_connect(paths)? else {
         return Ok(());
     };
     let pid = client.handshake()?.pid;
     // The daemon may close the connection before its answer arrives: it is stopping either way.
-    match client.call::<serde_json::Value>(methods::SHUTDOWN, serde_json::Value::Null) {
+    match client.call(Shutdown) {
         Ok(_) | Err(ClientError::Io(_)) => {}
         Err(err) => return Err(err.into()),
     }

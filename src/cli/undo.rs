@@ -1,12 +1,12 @@
 use clap::Parser;
 
 use super::history::{entry_text, file_text};
-use crate::rpc::methods::{self, ChangeResult};
+use crate::api::UndoParams;
 
 /// Revert the last N changes of a repo, whichever mount they came from, as a new change
 /// (history is kept: `jjfs undo` again takes the undo back).
 #[derive(Debug, Parser)]
-pub struct Args {
+pub(crate) struct Args {
     /// How many of the last changes to revert.
     #[arg(default_value_t = 1)]
     count: usize,
@@ -18,11 +18,12 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut params = super::history::params(args.repo, &[] as &[&str])?;
-    params.count = Some(args.count);
-    let mut client = super::connect()?;
-    let result: ChangeResult = client.call(methods::UNDO, params)?;
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let params = UndoParams {
+        scope: super::history::scope(args.repo)?,
+        count: args.count,
+    };
+    let result = super::connect()?.call(params)?;
     if args.json {
         return super::output::print_json(&result);
     }

@@ -12,13 +12,13 @@ use crate::paths::{HOME_ENV, Paths};
 use crate::rpc::Client;
 
 /// Set in a daemon that was started detached: once ready it stops writing to stderr.
-pub const DETACHED_ENV: &str = "JJFS_DETACHED";
+pub(crate) const DETACHED_ENV: &str = "JJFS_DETACHED";
 
 /// How long a new daemon may take to answer on its socket.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
-pub enum LaunchError {
+pub(crate) enum LaunchError {
     #[error("cannot start {program}: {source}")]
     Spawn {
         program: PathBuf,
@@ -35,7 +35,7 @@ pub enum LaunchError {
 }
 
 /// The jjfsd binary: the one installed beside this executable, else `jjfsd` on PATH.
-pub fn daemon_binary() -> PathBuf {
+pub(crate) fn daemon_binary() -> PathBuf {
     std::env::current_exe()
         .ok()
         .map(|exe| exe.with_file_name("jjfsd"))
@@ -44,7 +44,7 @@ pub fn daemon_binary() -> PathBuf {
 }
 
 /// Starts `program --foreground` detached and waits until it answers `version`.
-pub fn start_detached(program: &Path, paths: &Paths) -> Result<u32, LaunchError> {
+pub(crate) fn start_detached(program: &Path, paths: &Paths) -> Result<u32, LaunchError> {
     let mut command = Command::new(program);
     command
         .arg("--foreground")

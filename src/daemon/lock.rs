@@ -1,6 +1,7 @@
 //! `daemon.lock`: one daemon per `JJFS_HOME`. The file holds the running daemon's pid on its
 //! first line and an advisory lock (flock) for as long as the daemon lives; the kernel drops
 //! the lock when the process dies, so a killed daemon's lock never blocks the next one.
+//! (std's `File::try_lock` is flock: `fs4` or `fd-lock` would add a dependency for nothing.)
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -14,11 +15,11 @@ pub struct DaemonLock {
     file: File,
     /// The pid a previous daemon left in the file: it did not stop cleanly (a crash or
     /// `kill -9`), since a clean stop empties the file.
-    pub unclean_predecessor: Option<u32>,
+    pub(crate) unclean_predecessor: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("jjfsd is already running{} for {home}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Held { pid: Option<u32>, home: PathBuf },
     #[error("cannot use the lock file {path}: {source}")]
@@ -31,7 +32,7 @@ pub enum LockError {
 impl DaemonLock {
     /// Takes the lock and writes our pid, or says who holds it. When the holder has already
     /// died but not yet let go, `free_dying` is called once to help it on its way.
-    pub fn acquire(path: &Path, free_dying: impl FnOnce()) -> Result<Self, LockError> {
+    pub(crate) fn acquire(path: &Path, free_dying: impl FnOnce()) -> Result<Self, LockError> {
         let mut free_dying = Some(free_dying);
         let io = |source| LockError::Io {
             path: path.to_owned(),

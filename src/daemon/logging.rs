@@ -12,7 +12,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Rotate when the log grows past this size.
-pub const MAX_LOG_BYTES: u64 = 8 << 20;
+pub(crate) const MAX_LOG_BYTES: u64 = 8 << 20;
 const KEEP_ROTATED: u32 = 2;
 
 /// What the libraries may log at levels up to `info`: jj-lib logs every lock it takes, and
@@ -34,7 +34,7 @@ fn filter() -> EnvFilter {
 }
 
 /// Installs the global subscriber.
-pub fn init(log_path: &Path) -> std::io::Result<()> {
+pub(crate) fn init(log_path: &Path) -> std::io::Result<()> {
     let file = RotatingFile::open(log_path.to_owned(), MAX_LOG_BYTES)?;
     let filter = filter();
     tracing_subscriber::registry()
@@ -55,14 +55,14 @@ pub fn init(log_path: &Path) -> std::io::Result<()> {
 }
 
 /// An append-only file that renames itself to `<name>.1` when it grows past a limit.
-pub struct RotatingFile {
+pub(crate) struct RotatingFile {
     path: PathBuf,
     max_bytes: u64,
     state: Mutex<(File, u64)>,
 }
 
 impl RotatingFile {
-    pub fn open(path: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
+    pub(crate) fn open(path: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let len = file.metadata()?.len();
         Ok(Self {

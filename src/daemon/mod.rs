@@ -1,13 +1,13 @@
 //! jjfsd: the daemon's lifecycle. Takes the lock, sets up logging, loads the config, serves
-//! the socket and shuts down cleanly on SIGTERM, SIGINT or the `shutdown` method.
+//! the socket (`rpc::server`, each request answered by `handlers`) and shuts down cleanly on
+//! SIGTERM, SIGINT or the `shutdown` method.
 
-pub mod handlers;
-pub mod launch;
+mod handlers;
+pub(crate) mod launch;
 pub mod lock;
-pub mod logging;
-pub mod server;
-pub mod state;
-pub mod watchdog;
+mod logging;
+mod state;
+mod watchdog;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,21 +17,21 @@ use clap::Parser;
 
 use crate::config::Config;
 use crate::paths::Paths;
-use crate::repo;
+use crate::{repo, rpc};
 use lock::DaemonLock;
 use state::{Daemon, RunMode};
 
 /// The jjfs daemon: serves mounts and syncs them through jj.
 #[derive(Debug, Parser)]
 #[command(name = "jjfsd", version, about)]
-pub struct Args {
+pub(crate) struct Args {
     /// Stay attached to the terminal (what the systemd unit and launchd agent run); without
     /// it, jjfsd starts itself in the background and returns once it is ready.
     #[arg(long)]
-    pub foreground: bool,
+    pub(crate) foreground: bool,
     /// Internal: watch daemon PID and abort its mounts if it dies (see `watchdog`).
     #[arg(long, value_name = "PID", hide = true)]
-    pub watchdog: Option<u32>,
+    pub(crate) watchdog: Option<u32>,
 }
 
 /// Entry point of the `jjfsd` binary.
@@ -62,7 +62,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Runs a daemon for `paths` in this process until it is told to stop.
-pub fn run(paths: Paths) -> anyhow::Result<()> {
+pub(crate) fn run(paths: Paths) -> anyhow::Result<()> {
     tune_malloc();
     paths
         .ensure_home()
@@ -103,13 +103,20 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = server::bind(&paths.socket())
+        let listener = rpc::server::bind(&paths.socket())
             .with_context(|| format!("cannot listen on {}", paths.socket().display()))?;
-        tracing::info!(pid = std::process::id(), home = %paths.home().display(), "jjfsd {} ready", crate::rpc::VERSION);
+        tracing::info!(pid = std::process::id(), home = %paths.home().display(), "jjfsd {} ready", crate::api::VERSION);
         if std::env::var_os(launch::DETACHED_ENV).is_some() {
             silence_stderr();
         }
-        let serving = tokio::spawn(server::serve(daemon.clone(), listener));
+        let handler = {
+            let daemon = daemon.clone();
+            move |request, progress| {
+                let daemon = daemon.clone();
+                async move { handlers::dispatch(&daemon, request, progress).await }
+            }
+        };
+        let serving = tokio::spawn(rpc::server::serve(listener, handler));
         // Under systemd (Type=notify): `systemctl start` returns now, with the mounts back.
         notify_service(&[sd_notify::NotifyState::Ready]);
         wait_for_shutdown(&daemon).await;

@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jj_lib::settings::UserSettings;
 use tokio::sync::watch;
 
+use crate::api::Error;
 use crate::config::{Config, RepoConfig};
-use crate::engine::{Event, SyncHandle};
 use crate::paths::Paths;
 use crate::repo::Identity;
-use crate::rpc::RpcError;
+use crate::engine::{Event, SyncHandle};
 
 /// How the daemon was started, as `jjfs status` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunMode {
+pub(crate) enum RunMode {
     /// By the systemd user unit or the launchd agent.
     Service,
     /// By `jjfs start`, autostart or a user.
@@ -25,7 +25,7 @@ pub enum RunMode {
 
 impl RunMode {
     /// systemd sets `INVOCATION_ID` for its services; our units also set `JJFS_SERVICE`.
-    pub fn detect() -> Self {
+    pub(crate) fn detect() -> Self {
         if std::env::var_os("JJFS_SERVICE").is_some() || std::env::var_os("INVOCATION_ID").is_some()
         {
             Self::Service
@@ -34,7 +34,7 @@ impl RunMode {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Service => "service",
             Self::Direct => "direct",
@@ -42,21 +42,21 @@ impl RunMode {
     }
 }
 
-pub struct Daemon {
-    pub paths: Paths,
-    pub identity: Identity,
-    pub settings: UserSettings,
-    pub mode: RunMode,
+pub(crate) struct Daemon {
+    pub(crate) paths: Paths,
+    pub(crate) identity: Identity,
+    pub(crate) settings: UserSettings,
+    pub(crate) mode: RunMode,
     config: Mutex<Config>,
     /// The sync actor of each repo.
     repos: Mutex<BTreeMap<String, Arc<SyncHandle>>>,
     /// Serializes commands that create or remove repos and mounts.
-    pub admin: tokio::sync::Mutex<()>,
+    pub(crate) admin: tokio::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
 }
 
 impl Daemon {
-    pub fn new(
+    pub(crate) fn new(
         paths: Paths,
         identity: Identity,
         settings: UserSettings,
@@ -76,7 +76,7 @@ impl Daemon {
     }
 
     /// A snapshot of the current config.
-    pub fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         self.lock_config().clone()
     }
 
@@ -86,24 +86,24 @@ impl Daemon {
 
     /// Applies `change` to the config and saves it atomically; on any error neither the file
     /// nor the daemon's copy changes.
-    pub fn update_config<R>(
+    pub(crate) fn update_config<R>(
         &self,
-        change: impl FnOnce(&mut Config) -> Result<R, RpcError>,
-    ) -> Result<R, RpcError> {
+        change: impl FnOnce(&mut Config) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let mut current = self.lock_config();
         let mut next = current.clone();
         let result = change(&mut next)?;
         next.save(&self.paths.config())
-            .map_err(|e| RpcError::failed(e.to_string()))?;
+            .map_err(|e| Error::failed(e.to_string()))?;
         *current = next;
         Ok(result)
     }
 
-    pub fn request_shutdown(&self) {
+    pub(crate) fn request_shutdown(&self) {
         self.shutdown.send_replace(true);
     }
 
-    pub fn shutdown_requested(&self) -> watch::Receiver<bool> {
+    pub(crate) fn shutdown_requested(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
 }
@@ -114,7 +114,7 @@ impl Daemon {
     }
 
     /// Starts the sync actor of repo `name` (which mounts its mounts from config).
-    pub fn start_repo(&self, name: &str) -> Result<(), String> {
+    pub(crate) fn start_repo(&self, name: &str) -> Result<(), String> {
         let config = self.config();
         let repo = config
             .repos
@@ -129,7 +129,7 @@ impl Daemon {
 
     /// Starts every repo in config; a repo that fails to load is logged and left out (its
     /// mounts show as unhealthy).
-    pub fn start_repos(&self) {
+    pub(crate) fn start_repos(&self) {
         let names: Vec<String> = self.config().repos.keys().cloned().collect();
         for name in names {
             if let Err(err) = self.start_repo(&name) {
@@ -139,7 +139,7 @@ impl Daemon {
     }
 
     /// The settings of repo `name`, as config.json has them now.
-    pub fn repo_config(&self, name: &str) -> Result<RepoConfig, RpcError> {
+    pub(crate) fn repo_config(&self, name: &str) -> Result<RepoConfig, Error> {
         self.config()
             .repos
             .get(name)
@@ -148,12 +148,12 @@ impl Daemon {
     }
 
     /// The actor of a repo, or a clear error for an unknown one.
-    pub fn repo(&self, name: &str) -> Result<Arc<SyncHandle>, RpcError> {
+    pub(crate) fn repo(&self, name: &str) -> Result<Arc<SyncHandle>, Error> {
         if let Some(handle) = self.lock_repos().get(name) {
             return Ok(handle.clone());
         }
         if self.config().repos.contains_key(name) {
-            Err(RpcError::failed(format!(
+            Err(Error::failed(format!(
                 "repo {name} could not be loaded; see {}",
                 self.paths.log().display()
             )))
@@ -162,7 +162,7 @@ impl Daemon {
         }
     }
 
-    pub fn repo_handles(&self) -> Vec<(String, Arc<SyncHandle>)> {
+    pub(crate) fn repo_handles(&self) -> Vec<(String, Arc<SyncHandle>)> {
         self.lock_repos()
             .iter()
             .map(|(name, handle)| (name.clone(), handle.clone()))
@@ -170,7 +170,7 @@ impl Daemon {
     }
 
     /// Stops every actor: each records pending changes and unmounts its mounts.
-    pub async fn stop_repos(&self) {
+    pub(crate) async fn stop_repos(&self) {
         let handles: Vec<(String, Arc<SyncHandle>)> = std::mem::take(&mut *self.lock_repos())
             .into_iter()
             .collect();
@@ -191,8 +191,8 @@ impl Daemon {
     }
 }
 
-fn unknown_repo(name: &str) -> RpcError {
-    RpcError::failed(format!(
+fn unknown_repo(name: &str) -> Error {
+    Error::user(format!(
         "unknown repo {name} (create it with `jjfs init {name}`)"
     ))
 }

@@ -18,13 +18,13 @@ use crate::paths::{HOME_ENV, Paths};
 const GOODBYE: &[u8] = b"bye\n";
 
 /// The daemon's end: say goodbye before a clean exit.
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     child: Child,
 }
 
 impl Watchdog {
     /// Starts `jjfsd --watchdog PID` for this daemon.
-    pub fn start(paths: &Paths) -> std::io::Result<Self> {
+    pub(crate) fn start(paths: &Paths) -> std::io::Result<Self> {
         let exe = std::env::current_exe()?;
         let child = Command::new(exe)
             .arg("--watchdog")
@@ -38,7 +38,7 @@ impl Watchdog {
     }
 
     /// The daemon is stopping cleanly (its mounts are already unmounted).
-    pub fn goodbye(mut self) {
+    pub(crate) fn goodbye(mut self) {
         if let Some(mut stdin) = self.child.stdin.take() {
             let _ = std::io::Write::write_all(&mut stdin, GOODBYE);
         }
@@ -48,7 +48,7 @@ impl Watchdog {
 
 /// The watchdog process: waits for daemon `pid` to say goodbye; if it dies instead, aborts
 /// every mount of `home`'s repos.
-pub fn run(pid: u32, paths: &Paths) {
+pub(crate) fn run(pid: u32, paths: &Paths) {
     let stdin = std::io::stdin();
     let fd = stdin.as_raw_fd();
     let mut buf = [0u8; 16];

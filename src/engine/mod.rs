@@ -73,10 +73,10 @@ pub enum Event {
 /// What a history command answers.
 #[derive(Debug)]
 pub enum HistoryAnswer {
-    Log(crate::rpc::methods::LogResult),
-    Cat(crate::rpc::methods::CatResult),
-    Diff(crate::rpc::methods::DiffResult),
-    Changed(crate::rpc::methods::ChangeResult),
+    Log(crate::api::LogResult),
+    Cat(crate::api::CatResult),
+    Diff(crate::api::DiffResult),
+    Changed(crate::api::ChangeResult),
 }
 
 /// The daemon's handle on one repo's actor and its remote worker.

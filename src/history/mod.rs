@@ -2,11 +2,11 @@
 //! points in time and paths as they typed them. This module turns those into what the repo
 //! layer reads and writes (`repo::history`); it touches neither jj-lib nor the daemon.
 
-pub mod paths;
-pub mod unified;
-pub mod when;
+pub(crate) mod paths;
+pub(crate) mod unified;
+pub(crate) mod when;
 
-pub use when::When;
+pub(crate) use when::When;
 
 /// One history request, resolved to a repo and repo paths, sent to the repo's sync actor.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub enum Request {
 
 impl Request {
     /// Whether the request adds a change to trunk (it then syncs every mount first and after).
-    pub fn writes(&self) -> bool {
+    pub(crate) fn writes(&self) -> bool {
         matches!(self, Self::Restore { .. } | Self::Undo { .. })
     }
 }

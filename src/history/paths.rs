@@ -7,22 +7,25 @@ use std::path::{Component, Path, PathBuf};
 
 /// A directory that shows a repo's files: a mount, or the backing workspace behind it.
 #[derive(Debug, Clone)]
-pub struct Root {
-    pub repo: String,
-    pub dir: PathBuf,
+pub(crate) struct Root {
+    pub(crate) repo: String,
+    pub(crate) dir: PathBuf,
 }
 
 /// Where the command runs and what it names.
-pub struct Query<'a> {
-    pub cwd: &'a Path,
-    pub repo: Option<&'a str>,
-    pub roots: &'a [Root],
+pub(crate) struct Query<'a> {
+    pub(crate) cwd: &'a Path,
+    pub(crate) repo: Option<&'a str>,
+    pub(crate) roots: &'a [Root],
     /// Every repo's name.
-    pub repos: &'a [String],
+    pub(crate) repos: &'a [String],
 }
 
 /// The repo and the repo paths (`/`-separated, "" for the root) that `paths` name.
-pub fn resolve(query: &Query<'_>, paths: &[String]) -> Result<(String, Vec<String>), String> {
+pub(crate) fn resolve(
+    query: &Query<'_>,
+    paths: &[String],
+) -> Result<(String, Vec<String>), String> {
     if let Some(name) = query.repo
         && !query.repos.iter().any(|r| r == name)
     {

@@ -7,7 +7,7 @@ const CONTEXT: usize = 3;
 
 /// The diff of `path` from `old` to `new` (None: the file is absent on that side). Empty when
 /// the two are the same.
-pub fn file_diff(path: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> String {
+pub(crate) fn file_diff(path: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> String {
     if old == new {
         return String::new();
     }

@@ -1,12 +1,12 @@
 //! WHEN, a point in a repo's history as users give it: a commit or change id from `jjfs log`
 //! (at least 8 characters), an RFC 3339 time, or a time relative to now (`30s`, `10m`, `2h`,
-//! `3d`, `1w`). Ids are at least 8 characters and relative times shorter, so the two never
-//! collide (`1234567d` is an id).
+//! `3d`, `1w`, or any other form `humantime` reads, such as `1h30m`). Ids are at least 8
+//! characters and relative times shorter, so the two never collide (`1234567d` is an id).
 
 use chrono::{DateTime, Duration, Utc};
 
 /// Shortest id accepted.
-pub const MIN_ID_LEN: usize = 8;
+pub(crate) const MIN_ID_LEN: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum When {
@@ -18,7 +18,7 @@ pub enum When {
 
 impl When {
     /// Parses WHEN, relative times counting back from `now`.
-    pub fn parse(text: &str, now: DateTime<Utc>) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str, now: DateTime<Utc>) -> Result<Self, String> {
         let text = text.trim();
         let bad = |why: &str| {
             format!(
@@ -29,10 +29,12 @@ impl When {
             return Err(bad("it is empty"));
         }
         // Ids take precedence: `1234567d` is a commit id, not 1,234,567 days.
-        if let Some(ago) = relative(text).filter(|_| text.len() < MIN_ID_LEN) {
-            let ago = ago.ok_or_else(|| bad("that is too long ago"))?;
-            return now
-                .checked_sub_signed(ago)
+        if text.len() < MIN_ID_LEN
+            && let Ok(ago) = humantime::parse_duration(text)
+        {
+            return Duration::from_std(ago)
+                .ok()
+                .and_then(|ago| now.checked_sub_signed(ago))
                 .map(Self::Time)
                 .ok_or_else(|| bad("that is too long ago"));
         }
@@ -64,30 +66,6 @@ impl std::fmt::Display for When {
     }
 }
 
-/// `10m` and the like: None when `text` is not of that form, Some(None) when it overflows.
-fn relative(text: &str) -> Option<Option<Duration>> {
-    let unit = text.chars().last()?;
-    let number = &text[..text.len() - unit.len_utf8()];
-    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let seconds: i64 = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86400,
-        'w' => 7 * 86400,
-        _ => return None,
-    };
-    Some(
-        number
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_mul(seconds))
-            .and_then(Duration::try_seconds),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +91,10 @@ mod tests {
         assert_eq!(When::parse("2h", now()), Ok(time("2026-11-27T10:00:00Z")));
         assert_eq!(When::parse("3d", now()), Ok(time("2026-11-24T12:00:00Z")));
         assert_eq!(When::parse("1w", now()), Ok(time("2026-11-20T12:00:00Z")));
+        assert_eq!(
+            When::parse("1h30m", now()),
+            Ok(time("2026-11-27T10:30:00Z"))
+        );
     }
 
     #[test]

@@ -22,10 +22,8 @@ use jj_lib::revset::ResolvedRevsetExpression;
 
 use super::repository::Repository;
 use super::{RepoError, block_on};
+use crate::api::{CatResult, DiffResult, FileChange, FileStatus, LogEntry, LogResult, Point};
 use crate::history::When;
-use crate::rpc::methods::{
-    CatResult, DiffResult, FileChange, FileStatus, LogEntry, LogResult, Point,
-};
 
 /// Characters of the ids shown (jj shows 12 too).
 const SHOWN_ID_LEN: usize = 12;

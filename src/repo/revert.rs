@@ -18,8 +18,8 @@ use super::history::{
 };
 use super::repository::Repository;
 use super::{RepoError, block_on};
+use crate::api::ChangeResult;
 use crate::history::When;
-use crate::rpc::methods::ChangeResult;
 
 impl Repository {
     /// `jjfs restore`: a new change on trunk in which `paths` are as they were at `at`.

@@ -1,27 +1,36 @@
 //! The CLI's side of the protocol: a blocking connection that sends one request at a time.
+//! `call` takes a method's typed parameters and returns that method's typed result.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::methods::{self, Progress, VersionResult};
-use super::wire::{Request, Response, RpcError};
+use super::wire::{Request, Response};
+use crate::api::{self, Call};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     #[error("lost the connection to jjfsd: {0}")]
     Io(#[from] std::io::Error),
+    /// The daemon answered with an error.
     #[error("{0}")]
-    Rpc(#[from] RpcError),
+    Rpc(#[from] api::Error),
+    #[error(
+        "jjfs {client} cannot talk to jjfsd {daemon} (pid {pid}); restart the daemon with \
+         `jjfs stop && jjfs start`"
+    )]
+    Version {
+        client: &'static str,
+        daemon: String,
+        pid: u32,
+    },
     #[error("jjfsd sent an invalid reply: {0}")]
     Protocol(String),
 }
 
-pub struct Client {
+pub(crate) struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     next_id: u64,
@@ -29,7 +38,7 @@ pub struct Client {
 
 impl Client {
     /// Connects without any handshake (see `handshake`).
-    pub fn connect(socket: &Path) -> std::io::Result<Self> {
+    pub(crate) fn connect(socket: &Path) -> std::io::Result<Self> {
         let stream = UnixStream::connect(socket)?;
         Ok(Self {
             reader: BufReader::new(stream.try_clone()?),
@@ -39,41 +48,33 @@ impl Client {
     }
 
     /// The first call of every client: checks that daemon and client are the same version.
-    pub fn handshake(&mut self) -> Result<VersionResult, ClientError> {
-        let version: VersionResult = self.call(methods::VERSION, Value::Null)?;
-        if version.version != super::VERSION {
-            return Err(ClientError::Protocol(format!(
-                "jjfs {} cannot talk to jjfsd {} (pid {}); restart the daemon with `jjfs stop && jjfs start`",
-                super::VERSION,
-                version.version,
-                version.pid
-            )));
+    pub(crate) fn handshake(&mut self) -> Result<api::VersionResult, ClientError> {
+        let version = self.call(api::Version)?;
+        if version.version != api::VERSION {
+            return Err(ClientError::Version {
+                client: api::VERSION,
+                daemon: version.version,
+                pid: version.pid,
+            });
         }
         Ok(version)
     }
 
-    pub fn call<T: DeserializeOwned>(
-        &mut self,
-        method: &str,
-        params: impl Serialize,
-    ) -> Result<T, ClientError> {
-        self.call_with_progress(method, params, |_| {})
+    pub(crate) fn call<C: Call>(&mut self, call: C) -> Result<C::Output, ClientError> {
+        self.call_with_progress(call, |_| {})
     }
 
     /// Sends a request and waits for its result, passing `progress` notifications on.
-    pub fn call_with_progress<T: DeserializeOwned>(
+    pub(crate) fn call_with_progress<C: Call>(
         &mut self,
-        method: &str,
-        params: impl Serialize,
+        call: C,
         mut on_progress: impl FnMut(&str),
-    ) -> Result<T, ClientError> {
+    ) -> Result<C::Output, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         let params =
-            serde_json::to_value(params).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let mut line = serde_json::to_vec(&Request::new(id, method, params))
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        line.push(b'\n');
+            serde_json::to_value(&call).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let line = super::wire::encode(&Request::new(id, C::METHOD, params));
         self.writer.write_all(&line)?;
         loop {
             let mut reply = String::new();
@@ -85,22 +86,27 @@ impl Client {
             }
             let value: Value =
                 serde_json::from_str(&reply).map_err(|e| ClientError::Protocol(e.to_string()))?;
-            if value.get("method").and_then(Value::as_str) == Some(methods::PROGRESS) {
-                if let Ok(p) = serde_json::from_value::<Progress>(value["params"].clone()) {
+            if value.get("method").and_then(Value::as_str) == Some(api::PROGRESS) {
+                if let Ok(p) = serde_json::from_value::<api::Progress>(value["params"].clone()) {
                     on_progress(&p.message);
                 }
                 continue;
             }
             let response: Response =
                 serde_json::from_value(value).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            // An error without an id is about the connection (too many clients, no file
+            // descriptors left): it answers whatever was asked.
+            if let Some(error) = response
+                .error
+                .filter(|_| response.id.is_null() || response.id == id)
+            {
+                return Err(ClientError::Rpc(error.into()));
+            }
             if response.id != id {
                 return Err(ClientError::Protocol(format!(
                     "reply for another request: {}",
                     response.id
                 )));
-            }
-            if let Some(error) = response.error {
-                return Err(ClientError::Rpc(error));
             }
             let result = response.result.unwrap_or(Value::Null);
             return serde_json::from_value(result)

@@ -3,7 +3,7 @@
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Line {
+pub(crate) enum Line {
     /// A complete line, without its newline.
     Complete(Vec<u8>),
     /// The line was longer than the cap; its bytes were discarded up to the next newline.
@@ -14,7 +14,7 @@ pub enum Line {
 
 /// Reads one `\n`-terminated line of at most `max` bytes. A final line without a newline
 /// counts as complete.
-pub async fn read_line<R: AsyncBufRead + Unpin>(
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
 ) -> std::io::Result<Line> {

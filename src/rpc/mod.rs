@@ -1,19 +1,15 @@
-//! The daemon protocol: JSON-RPC 2.0, one JSON object per line, over `$JJFS_HOME/daemon.sock`.
-//!
-//! Only this module knows the wire format. `wire` has the envelope, `methods` the typed
-//! parameters and results of each method, `client` the CLI side and `framing` the capped
-//! line reader that the server uses.
+//! The daemon protocol's transport: JSON-RPC 2.0, one JSON object per line, over
+//! `$JJFS_HOME/daemon.sock`. What the methods are and carry is `api`'s; this module knows
+//! the wire: `wire` has the envelope, `framing` the capped line reader, `client` the CLI's
+//! blocking side and `server` the daemon's (bounded queues, bounded connections, survival
+//! when out of file descriptors).
 
-pub mod client;
-pub mod framing;
-pub mod methods;
-pub mod wire;
+pub(crate) mod client;
+pub(crate) mod framing;
+pub(crate) mod server;
+pub(crate) mod wire;
 
-pub use client::Client;
-pub use wire::{ErrorCode, RpcError};
-
-/// Version of this build; client and daemon compare it on connect.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) use client::{Client, ClientError};
 
 /// The longest request line the daemon accepts (1 MiB).
-pub const MAX_LINE: usize = 1 << 20;
+pub(crate) const MAX_LINE: usize = 1 << 20;

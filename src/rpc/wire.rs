@@ -1,21 +1,24 @@
-//! The JSON-RPC 2.0 envelope: requests, responses, notifications and error objects.
+//! The JSON-RPC 2.0 envelope: requests, responses, notifications and error objects. What is
+//! inside (`method`, `params`, `result`) is `api`'s.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::api;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Request {
-    pub jsonrpc: String,
-    pub method: String,
+pub(crate) struct Request {
+    pub(crate) jsonrpc: String,
+    pub(crate) method: String,
     #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub params: Value,
+    pub(crate) params: Value,
     /// Absent for notifications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<Value>,
+    pub(crate) id: Option<Value>,
 }
 
 impl Request {
-    pub fn new(id: u64, method: &str, params: Value) -> Self {
+    pub(crate) fn new(id: u64, method: &str, params: Value) -> Self {
         Self {
             jsonrpc: "2.0".into(),
             method: method.into(),
@@ -24,7 +27,7 @@ impl Request {
         }
     }
 
-    pub fn notification(method: &str, params: Value) -> Self {
+    pub(crate) fn notification(method: &str, params: Value) -> Self {
         Self {
             jsonrpc: "2.0".into(),
             method: method.into(),
@@ -35,17 +38,17 @@ impl Request {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Response {
-    pub jsonrpc: String,
+pub(crate) struct Response {
+    pub(crate) jsonrpc: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    pub(crate) result: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<RpcError>,
-    pub id: Value,
+    pub(crate) error: Option<ErrorObject>,
+    pub(crate) id: Value,
 }
 
 impl Response {
-    pub fn ok(id: Value, result: Value) -> Self {
+    pub(crate) fn ok(id: Value, result: Value) -> Self {
         Self {
             jsonrpc: "2.0".into(),
             result: Some(result),
@@ -54,68 +57,39 @@ impl Response {
         }
     }
 
-    pub fn err(id: Value, error: RpcError) -> Self {
+    /// An error reply; `id` is null when the request's id could not be read.
+    pub(crate) fn err(id: Value, error: &api::Error) -> Self {
         Self {
             jsonrpc: "2.0".into(),
             result: None,
-            error: Some(error),
+            error: Some(ErrorObject {
+                code: error.code(),
+                message: error.message().to_owned(),
+                data: None,
+            }),
             id,
         }
     }
 }
 
-/// Error codes: the JSON-RPC reserved ones, then jjfs's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    ParseError,
-    InvalidRequest,
-    MethodNotFound,
-    InvalidParams,
-    Internal,
-    /// The operation failed; the message says why and what to do.
-    Failed,
-}
-
-impl ErrorCode {
-    pub fn code(self) -> i64 {
-        match self {
-            Self::ParseError => -32700,
-            Self::InvalidRequest => -32600,
-            Self::MethodNotFound => -32601,
-            Self::InvalidParams => -32602,
-            Self::Internal => -32603,
-            Self::Failed => -32000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, thiserror::Error)]
-#[error("{message}")]
-pub struct RpcError {
-    pub code: i64,
-    pub message: String,
+/// JSON-RPC's error object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ErrorObject {
+    pub(crate) code: i64,
+    pub(crate) message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
+    pub(crate) data: Option<Value>,
 }
 
-impl RpcError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code: code.code(),
-            message: message.into(),
-            data: None,
-        }
+impl From<ErrorObject> for api::Error {
+    fn from(error: ErrorObject) -> Self {
+        api::Error::from_code(error.code, error.message)
     }
+}
 
-    pub fn failed(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Failed, message)
-    }
-
-    pub fn invalid_params(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidParams, message)
-    }
-
-    pub fn is(&self, code: ErrorCode) -> bool {
-        self.code == code.code()
-    }
+/// One message as a line.
+pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(message).unwrap_or_default();
+    line.push(b'\n');
+    line
 }

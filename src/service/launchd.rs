@@ -4,60 +4,64 @@
 
 use std::path::Path;
 
+use plist::{Dictionary, Value};
+
 use super::{ServiceError, Spec, run};
 use crate::paths::HOME_ENV;
 
-pub const LABEL: &str = "com.jjfs.daemon";
+pub(crate) const LABEL: &str = "com.jjfs.daemon";
 
-pub fn render(spec: &Spec) -> String {
-    let mut text = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \
-         \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
-         <!-- Written by `jjfs install`; remove it with `jjfs uninstall`. -->\n\
-         <plist version=\"1.0\">\n\
-         <dict>\n",
-    );
-    text.push_str(&format!("\t<key>Label</key>\n\t<string>{LABEL}</string>\n"));
-    text.push_str(&format!(
-        "\t<key>ProgramArguments</key>\n\t<array>\n\t\t<string>{}</string>\n\t\t<string>--foreground</string>\n\t</array>\n",
-        escape(&spec.program.display().to_string())
-    ));
-    text.push_str("\t<key>EnvironmentVariables</key>\n\t<dict>\n");
+/// The agent's plist, written by the `plist` crate (which escapes every value).
+pub(crate) fn render(spec: &Spec) -> String {
+    let mut env = Dictionary::new();
     for (name, value) in &spec.env {
-        text.push_str(&env_entry(name, value));
+        env.insert(name.clone(), value.clone().into());
     }
-    text.push_str("\t</dict>\n");
-    text.push_str(
-        "\t<key>RunAtLoad</key>\n\t<true/>\n\
-         \t<key>KeepAlive</key>\n\t<dict>\n\t\t<key>SuccessfulExit</key>\n\t\t<false/>\n\t</dict>\n\
-         \t<key>ProcessType</key>\n\t<string>Background</string>\n\
-         </dict>\n\
-         </plist>\n",
+    let mut keep_alive = Dictionary::new();
+    keep_alive.insert("SuccessfulExit".into(), false.into());
+    let mut agent = Dictionary::new();
+    agent.insert("Label".into(), LABEL.into());
+    agent.insert(
+        "ProgramArguments".into(),
+        Value::Array(vec![
+            spec.program.display().to_string().into(),
+            "--foreground".into(),
+        ]),
     );
+    agent.insert("EnvironmentVariables".into(), env.into());
+    agent.insert("RunAtLoad".into(), true.into());
+    agent.insert("KeepAlive".into(), keep_alive.into());
+    agent.insert("ProcessType".into(), "Background".into());
+    let mut xml = Vec::new();
+    Value::Dictionary(agent)
+        .to_writer_xml(&mut xml)
+        .expect("a plist of strings writes to memory");
+    let mut text = String::from_utf8(xml).expect("plist XML is UTF-8");
+    // A note for whoever opens the file, after the XML prolog.
+    if let Some(at) = text.find("<plist") {
+        text.insert_str(
+            at,
+            "<!-- Written by `jjfs install`; remove it with `jjfs uninstall`. -->\n",
+        );
+    }
+    text.push('\n');
     text
 }
 
-fn env_entry(name: &str, value: &str) -> String {
-    format!(
-        "\t\t<key>{}</key>\n\t\t<string>{}</string>\n",
-        escape(name),
-        escape(value)
-    )
+/// Whether the plist `text` runs the daemon of state directory `home`.
+pub(crate) fn names_home(text: &str, home: &Path) -> bool {
+    let Ok(Value::Dictionary(agent)) = Value::from_reader_xml(text.as_bytes()) else {
+        return false;
+    };
+    agent
+        .get("EnvironmentVariables")
+        .and_then(Value::as_dictionary)
+        .and_then(|env| env.get(HOME_ENV))
+        .and_then(Value::as_string)
+        == Some(home.display().to_string().as_str())
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-pub fn names_home(text: &str, home: &Path) -> bool {
-    text.contains(&env_entry(HOME_ENV, &home.display().to_string()))
-}
-
-pub fn check_available() -> Result<(), ServiceError> {
+pub(crate) fn check_available() -> Result<(), ServiceError> {
     if cfg!(target_os = "macos") {
         run("launchctl", &["version"]).map(drop)
     } else {
@@ -67,19 +71,19 @@ pub fn check_available() -> Result<(), ServiceError> {
     }
 }
 
-pub fn load(file: &Path) -> Result<(), ServiceError> {
+pub(crate) fn load(file: &Path) -> Result<(), ServiceError> {
     run("launchctl", &["load", "-w", &file.display().to_string()]).map(drop)
 }
 
-pub fn unload(file: &Path) -> Result<(), ServiceError> {
+pub(crate) fn unload(file: &Path) -> Result<(), ServiceError> {
     run("launchctl", &["unload", "-w", &file.display().to_string()]).map(drop)
 }
 
-pub fn start() -> Result<(), ServiceError> {
+pub(crate) fn start() -> Result<(), ServiceError> {
     run("launchctl", &["start", LABEL]).map(drop)
 }
 
-pub fn stop() -> Result<(), ServiceError> {
+pub(crate) fn stop() -> Result<(), ServiceError> {
     run("launchctl", &["stop", LABEL]).map(drop)
 }
 
@@ -94,7 +98,10 @@ mod tests {
             env: vec![(HOME_ENV.to_owned(), "/Users/me/<notes>".to_owned())],
         };
         let plist = render(&spec);
-        assert!(plist.contains("<string>/Applications/A&amp;B/jjfsd</string>"));
+        assert!(
+            plist.contains("<string>/Applications/A&amp;B/jjfsd</string>"),
+            "{plist}"
+        );
         assert!(names_home(&plist, Path::new("/Users/me/<notes>")));
         assert!(!names_home(&plist, Path::new("/Users/me")));
     }

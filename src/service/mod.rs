@@ -4,8 +4,8 @@
 //! `uninstall`, `start`, `stop` and autostart. A service belongs to one state directory: it
 //! is used only by `jjfs` commands for the same `JJFS_HOME`.
 
-pub mod launchd;
-pub mod systemd;
+pub(crate) mod launchd;
+pub(crate) mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +13,7 @@ use std::process::Command;
 use crate::paths::{HOME_ENV, Paths};
 
 /// Set in the service's environment: the daemon reports that it runs as a service.
-pub const SERVICE_ENV: &str = "JJFS_SERVICE";
+pub(crate) const SERVICE_ENV: &str = "JJFS_SERVICE";
 
 /// Variables a service carries over from the `jjfs install` that wrote it: where the state
 /// lives, where git 2.41+ is, and the identity, logging and git settings the daemon reads.
@@ -34,7 +34,7 @@ const CARRIED_ENV: &[&str] = &[
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Manager {
+pub(crate) enum Manager {
     /// A systemd user unit (Linux).
     Systemd,
     /// A launchd agent (macOS).
@@ -42,30 +42,25 @@ pub enum Manager {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+pub(crate) enum ServiceError {
     #[error("cannot find your home directory (set HOME)")]
     NoHome,
     #[error("{0}")]
     Unavailable(String),
     #[error("`{command}` failed: {message}")]
     Command { command: String, message: String },
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// What the service runs: the daemon binary, for one state directory, with some environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
-    pub program: PathBuf,
-    pub env: Vec<(String, String)>,
+pub(crate) struct Spec {
+    pub(crate) program: PathBuf,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Spec {
     /// A service for `paths` running `program`, with this process's carried-over variables.
-    pub fn new(program: &Path, paths: &Paths) -> Self {
+    pub(crate) fn new(program: &Path, paths: &Paths) -> Self {
         let program = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_owned());
         let mut env = vec![
             (HOME_ENV.to_owned(), paths.home().display().to_string()),
@@ -91,7 +86,7 @@ impl std::fmt::Display for Manager {
 
 impl Manager {
     /// The manager of this platform.
-    pub fn native() -> Self {
+    pub(crate) fn native() -> Self {
         if cfg!(target_os = "macos") {
             Self::Launchd
         } else {
@@ -100,7 +95,7 @@ impl Manager {
     }
 
     /// Where the service file goes.
-    pub fn file(self) -> Result<PathBuf, ServiceError> {
+    pub(crate) fn file(self) -> Result<PathBuf, ServiceError> {
         let home = directories::BaseDirs::new().ok_or(ServiceError::NoHome)?;
         Ok(match self {
             Self::Systemd => home.config_dir().join("systemd/user").join(systemd::UNIT),
@@ -112,7 +107,7 @@ impl Manager {
     }
 
     /// The service file's text.
-    pub fn render(self, spec: &Spec) -> String {
+    pub(crate) fn render(self, spec: &Spec) -> String {
         match self {
             Self::Systemd => systemd::render(spec),
             Self::Launchd => launchd::render(spec),
@@ -120,7 +115,7 @@ impl Manager {
     }
 
     /// Whether the manager runs for this user, or why not.
-    pub fn check_available(self) -> Result<(), ServiceError> {
+    pub(crate) fn check_available(self) -> Result<(), ServiceError> {
         match self {
             Self::Systemd => systemd::check_available(),
             Self::Launchd => launchd::check_available(),
@@ -128,7 +123,7 @@ impl Manager {
     }
 
     /// Registers the written file with the manager and starts the service.
-    pub fn enable(self, file: &Path) -> Result<(), ServiceError> {
+    pub(crate) fn enable(self, file: &Path) -> Result<(), ServiceError> {
         match self {
             Self::Systemd => systemd::enable(),
             Self::Launchd => launchd::load(file),
@@ -136,7 +131,7 @@ impl Manager {
     }
 
     /// Stops the service and unregisters it (the file is removed by the caller).
-    pub fn disable(self, file: &Path) -> Result<(), ServiceError> {
+    pub(crate) fn disable(self, file: &Path) -> Result<(), ServiceError> {
         match self {
             Self::Systemd => systemd::disable(),
             Self::Launchd => launchd::unload(file),
@@ -144,7 +139,7 @@ impl Manager {
     }
 
     /// Starts the installed service; returns once the manager says it started.
-    pub fn start(self) -> Result<(), ServiceError> {
+    pub(crate) fn start(self) -> Result<(), ServiceError> {
         match self {
             Self::Systemd => systemd::start(),
             Self::Launchd => launchd::start(),
@@ -152,7 +147,7 @@ impl Manager {
     }
 
     /// Stops the service (the daemon unmounts everything first), if the manager can.
-    pub fn stop(self) -> Result<(), ServiceError> {
+    pub(crate) fn stop(self) -> Result<(), ServiceError> {
         match self {
             Self::Systemd => systemd::stop(),
             Self::Launchd => launchd::stop(),
@@ -160,7 +155,7 @@ impl Manager {
     }
 
     /// Removes what the manager remembers of a file that is gone.
-    pub fn forget(self) {
+    pub(crate) fn forget(self) {
         if self == Self::Systemd {
             let _ = systemd::daemon_reload();
         }
@@ -170,7 +165,7 @@ impl Manager {
 /// The service installed for `paths`, if there is one and its manager runs: then the daemon
 /// is started and stopped through it. A service file for another state directory, or one
 /// whose manager is not running (a container), does not count.
-pub fn installed(paths: &Paths) -> Option<Manager> {
+pub(crate) fn installed(paths: &Paths) -> Option<Manager> {
     let manager = Manager::native();
     let text = std::fs::read_to_string(manager.file().ok()?).ok()?;
     let ours = match manager {

@@ -6,9 +6,9 @@ use std::path::Path;
 use super::{ServiceError, Spec, run};
 use crate::paths::HOME_ENV;
 
-pub const UNIT: &str = "jjfs.service";
+pub(crate) const UNIT: &str = "jjfs.service";
 
-pub fn render(spec: &Spec) -> String {
+pub(crate) fn render(spec: &Spec) -> String {
     let mut text = String::from(
         "# Written by `jjfs install`; remove it with `jjfs uninstall`.\n\
          [Unit]\n\
@@ -52,7 +52,7 @@ fn quote(word: &str) -> String {
     format!("\"{escaped}\"")
 }
 
-pub fn names_home(text: &str, home: &Path) -> bool {
+pub(crate) fn names_home(text: &str, home: &Path) -> bool {
     let line = env_line(HOME_ENV, &home.display().to_string());
     text.lines().any(|l| l.trim() == line)
 }
@@ -64,7 +64,7 @@ fn systemctl(args: &[&str]) -> Result<String, ServiceError> {
 }
 
 /// A user manager answers `systemctl --user` (it does not in most containers and CI).
-pub fn check_available() -> Result<(), ServiceError> {
+pub(crate) fn check_available() -> Result<(), ServiceError> {
     match systemctl(&["is-system-running"]) {
         Ok(_) => Ok(()),
         // "degraded" (some other unit failed) exits non-zero but the manager runs.
@@ -76,24 +76,24 @@ pub fn check_available() -> Result<(), ServiceError> {
     }
 }
 
-pub fn daemon_reload() -> Result<(), ServiceError> {
+pub(crate) fn daemon_reload() -> Result<(), ServiceError> {
     systemctl(&["daemon-reload"]).map(drop)
 }
 
-pub fn enable() -> Result<(), ServiceError> {
+pub(crate) fn enable() -> Result<(), ServiceError> {
     daemon_reload()?;
     systemctl(&["enable", "--now", UNIT]).map(drop)
 }
 
-pub fn disable() -> Result<(), ServiceError> {
+pub(crate) fn disable() -> Result<(), ServiceError> {
     systemctl(&["disable", "--now", UNIT]).map(drop)
 }
 
-pub fn start() -> Result<(), ServiceError> {
+pub(crate) fn start() -> Result<(), ServiceError> {
     systemctl(&["start", UNIT]).map(drop)
 }
 
-pub fn stop() -> Result<(), ServiceError> {
+pub(crate) fn stop() -> Result<(), ServiceError> {
     systemctl(&["stop", UNIT]).map(drop)
 }
 

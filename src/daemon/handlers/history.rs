@@ -3,87 +3,111 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::super::state::Daemon;
-use super::reply;
-use crate::engine::{Event, HistoryAnswer};
+use super::engine_error;
+use crate::api::{
+    CatParams, CatResult, ChangeResult, DiffParams, DiffResult, Error, LogParams, LogResult,
+    RestoreParams, Scope, UndoParams,
+};
 use crate::history::paths::{self, Root};
 use crate::history::{Request, When};
-use crate::rpc::RpcError;
-use crate::rpc::methods::{CAT, DIFF, HistoryParams, LOG, RESTORE, UNDO};
+use crate::engine::{Event, HistoryAnswer};
 
-pub async fn run(
-    daemon: &Arc<Daemon>,
-    method: &str,
-    params: HistoryParams,
-) -> Result<Value, RpcError> {
-    let (repo, paths) = resolve(daemon, &params)?;
-    let now = chrono::Utc::now();
-    let when = |text: &Option<String>| -> Result<Option<When>, RpcError> {
-        text.as_deref()
-            .map(|t| When::parse(t, now).map_err(RpcError::invalid_params))
-            .transpose()
+pub(super) async fn log(daemon: &Arc<Daemon>, params: LogParams) -> Result<LogResult, Error> {
+    let (repo, mut paths) = resolve(daemon, &params.scope, params.path.as_slice())?;
+    let request = Request::Log {
+        path: paths.pop(),
+        since: when(params.since.as_deref())?,
+        limit: params.limit,
     };
-    let needed = |what: &str| RpcError::invalid_params(format!("{method} needs {what}"));
-    let one_path = || -> Result<String, RpcError> {
-        match paths.as_slice() {
-            [one] => Ok(one.clone()),
-            _ => Err(needed("one PATH")),
-        }
-    };
-    let request = match method {
-        LOG => Request::Log {
-            path: match paths.as_slice() {
-                [] => None,
-                [one] => Some(one.clone()),
-                _ => return Err(needed("at most one PATH")),
-            },
-            since: when(&params.since)?,
-            limit: params.limit,
-        },
-        CAT => Request::Cat {
-            path: one_path()?,
-            at: when(&params.at)?.ok_or_else(|| needed("--at WHEN"))?,
-        },
-        DIFF => Request::Diff {
-            path: one_path()?,
-            from: when(&params.from)?,
-            to: when(&params.to)?,
-        },
-        RESTORE => {
-            if paths.is_empty() {
-                return Err(needed("at least one PATH"));
-            }
-            Request::Restore {
-                paths,
-                at: when(&params.at)?.ok_or_else(|| needed("--at WHEN"))?,
-            }
-        }
-        UNDO => Request::Undo {
-            count: params.count.unwrap_or(1),
-        },
-        other => {
-            return Err(RpcError::invalid_params(format!(
-                "{other} is not a history method"
-            )));
-        }
-    };
-    let handle = daemon.repo(&repo)?;
-    let answer = handle
-        .ask(|reply| Event::History { request, reply })
-        .await
-        .map_err(RpcError::failed)?;
-    match answer {
-        HistoryAnswer::Log(result) => reply(result),
-        HistoryAnswer::Cat(result) => reply(result),
-        HistoryAnswer::Diff(result) => reply(result),
-        HistoryAnswer::Changed(result) => reply(result),
+    match ask(daemon, &repo, request).await? {
+        HistoryAnswer::Log(result) => Ok(result),
+        _ => Err(unexpected()),
     }
 }
 
+pub(super) async fn cat(daemon: &Arc<Daemon>, params: CatParams) -> Result<CatResult, Error> {
+    let (repo, mut paths) = resolve(daemon, &params.scope, &[params.path])?;
+    let request = Request::Cat {
+        path: paths.pop().unwrap_or_default(),
+        at: When::parse(&params.at, chrono::Utc::now()).map_err(Error::user)?,
+    };
+    match ask(daemon, &repo, request).await? {
+        HistoryAnswer::Cat(result) => Ok(result),
+        _ => Err(unexpected()),
+    }
+}
+
+pub(super) async fn diff(daemon: &Arc<Daemon>, params: DiffParams) -> Result<DiffResult, Error> {
+    let (repo, mut paths) = resolve(daemon, &params.scope, &[params.path])?;
+    let request = Request::Diff {
+        path: paths.pop().unwrap_or_default(),
+        from: when(params.from.as_deref())?,
+        to: when(params.to.as_deref())?,
+    };
+    match ask(daemon, &repo, request).await? {
+        HistoryAnswer::Diff(result) => Ok(result),
+        _ => Err(unexpected()),
+    }
+}
+
+pub(super) async fn restore(
+    daemon: &Arc<Daemon>,
+    params: RestoreParams,
+) -> Result<ChangeResult, Error> {
+    let (repo, paths) = resolve(daemon, &params.scope, &params.paths)?;
+    let request = Request::Restore {
+        paths,
+        at: When::parse(&params.at, chrono::Utc::now()).map_err(Error::user)?,
+    };
+    changed(ask(daemon, &repo, request).await?)
+}
+
+pub(super) async fn undo(daemon: &Arc<Daemon>, params: UndoParams) -> Result<ChangeResult, Error> {
+    let (repo, _) = resolve(daemon, &params.scope, &[])?;
+    changed(
+        ask(
+            daemon,
+            &repo,
+            Request::Undo {
+                count: params.count,
+            },
+        )
+        .await?,
+    )
+}
+
+fn changed(answer: HistoryAnswer) -> Result<ChangeResult, Error> {
+    match answer {
+        HistoryAnswer::Changed(result) => Ok(result),
+        _ => Err(unexpected()),
+    }
+}
+
+fn when(text: Option<&str>) -> Result<Option<When>, Error> {
+    text.map(|t| When::parse(t, chrono::Utc::now()).map_err(Error::user))
+        .transpose()
+}
+
+async fn ask(daemon: &Daemon, repo: &str, request: Request) -> Result<HistoryAnswer, Error> {
+    daemon
+        .repo(repo)?
+        .ask(|reply| Event::History { request, reply })
+        .await
+        .map_err(engine_error)
+}
+
+/// The actor answered a history request with another kind of answer: a bug.
+fn unexpected() -> Error {
+    Error::internal("the sync engine answered a history request with another kind of answer")
+}
+
 /// The repo and repo paths of a request, from the mounts in config.
-fn resolve(daemon: &Daemon, params: &HistoryParams) -> Result<(String, Vec<String>), RpcError> {
+fn resolve(
+    daemon: &Daemon,
+    scope: &Scope,
+    given: &[String],
+) -> Result<(String, Vec<String>), Error> {
     let config = daemon.config();
     let roots: Vec<Root> = config
         .mounts
@@ -96,12 +120,12 @@ fn resolve(daemon: &Daemon, params: &HistoryParams) -> Result<(String, Vec<Strin
         })
         .collect();
     let repos: Vec<String> = config.repos.keys().cloned().collect();
-    let cwd = params.cwd.clone().unwrap_or_else(|| "/".into());
+    let cwd = scope.cwd.clone().unwrap_or_else(|| "/".into());
     let query = paths::Query {
         cwd: &cwd,
-        repo: params.repo.as_deref(),
+        repo: scope.repo.as_deref(),
         roots: &roots,
         repos: &repos,
     };
-    paths::resolve(&query, &params.paths).map_err(RpcError::invalid_params)
+    paths::resolve(&query, given).map_err(Error::user)
 }

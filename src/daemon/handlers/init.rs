@@ -2,29 +2,28 @@
 
 use std::sync::Arc;
 
-use super::super::server::ProgressSink;
 use super::super::state::Daemon;
-use super::blocking;
+use super::{blocking, repo_error};
+use crate::api::{Error, InitParams, InitResult};
 use crate::config::{self, RepoConfig};
 use crate::repo::{self, git};
-use crate::rpc::RpcError;
-use crate::rpc::methods::{InitParams, InitResult};
+use crate::rpc::server::ProgressSink;
 
-pub async fn init(
+pub(super) async fn init(
     daemon: &Arc<Daemon>,
     params: InitParams,
     progress: ProgressSink,
-) -> Result<InitResult, RpcError> {
-    config::validate_repo_name(&params.name).map_err(RpcError::invalid_params)?;
+) -> Result<InitResult, Error> {
+    config::validate_repo_name(&params.name).map_err(Error::user)?;
     let from = params
         .from
         .as_deref()
         .map(|url| git::normalize_url(url, std::path::Path::new("/")))
         .transpose()
-        .map_err(RpcError::invalid_params)?;
+        .map_err(Error::user)?;
     let _admin = daemon.admin.lock().await;
     if daemon.config().repos.contains_key(&params.name) {
-        return Err(RpcError::failed(format!(
+        return Err(Error::user(format!(
             "repo {} already exists (see `jjfs status`)",
             params.name
         )));
@@ -35,19 +34,20 @@ pub async fn init(
     let (trunk, ignore) = (repo_config.trunk.clone(), repo_config.ignore.clone());
     let created_root = root.clone();
     let url = from.clone();
-    repo_config.trunk = blocking(move || {
-        let created = match &url {
-            Some(url) => {
-                progress.send(format!("Fetching {url}"));
-                let mut sink = Progress(progress);
-                repo::create_from(&created_root, &settings, url, &ignore, &mut sink)
-                    .map_err(|e| format!("could not import {url}: {e}"))
-            }
-            None => repo::create_repo(&created_root, &settings, &trunk, &ignore)
-                .map(|()| trunk)
-                .map_err(|e| e.to_string()),
-        };
-        created.map_err(RpcError::failed)
+    repo_config.trunk = blocking(move || match &url {
+        Some(url) => {
+            progress.send(format!("Fetching {url}"));
+            let mut sink = Progress(progress);
+            repo::create_from(&created_root, &settings, url, &ignore, &mut sink).map_err(|e| {
+                match repo_error(e) {
+                    Error::Failed(m) => Error::failed(format!("could not import {url}: {m}")),
+                    other => other,
+                }
+            })
+        }
+        None => repo::create_repo(&created_root, &settings, &trunk, &ignore)
+            .map(|()| trunk)
+            .map_err(repo_error),
     })
     .await?;
     repo_config.remote = from;
@@ -62,7 +62,7 @@ pub async fn init(
     }
     let name = params.name.clone();
     let starter = daemon.clone();
-    blocking(move || starter.start_repo(&name).map_err(RpcError::failed)).await?;
+    blocking(move || starter.start_repo(&name).map_err(Error::failed)).await?;
     tracing::info!(repo = %params.name, "created repo at {}", root.display());
     Ok(InitResult {
         name: params.name,

@@ -1,5 +1,6 @@
-//! One handler per daemon method, the mirror of the CLI's commands: decode the parameters,
-//! do the work (through the repo's sync actor, or a blocking thread), encode the result.
+//! One handler per daemon method, the mirror of the CLI's commands: `dispatch` matches the
+//! decoded request exhaustively, each handler does the work (through the repo's sync actor,
+//! or a blocking thread) and returns its typed result or an `api::Error` of the right kind.
 
 mod config;
 mod history;
@@ -11,91 +12,79 @@ mod sync;
 
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-
-use super::server::ProgressSink;
 use super::state::Daemon;
-use crate::rpc::methods::*;
-use crate::rpc::{ErrorCode, RpcError};
+use crate::api::{self, Error, Request, Response};
+use crate::repo::RepoError;
+use crate::rpc::server::ProgressSink;
 
-pub async fn dispatch(
+pub(crate) async fn dispatch(
     daemon: &Arc<Daemon>,
-    method: &str,
-    params: Value,
+    request: Request,
     progress: ProgressSink,
-) -> Result<Value, RpcError> {
-    match method {
-        VERSION => reply(VersionResult {
-            version: crate::rpc::VERSION.to_owned(),
+) -> Result<Response, Error> {
+    tracing::debug!(method = request.method(), "request");
+    Ok(match request {
+        Request::Version(api::Version) => Response::Version(api::VersionResult {
+            version: api::VERSION.to_owned(),
             pid: std::process::id(),
         }),
-        INIT => reply(init::init(daemon, decode(params)?, progress).await?),
-        OPEN => reply(mounts::open(daemon, decode(params)?).await?),
-        CLOSE => reply(mounts::close(daemon, decode(params)?).await?),
-        LIST_MOUNTS => reply(ListResult {
+        Request::Init(params) => Response::Init(init::init(daemon, params, progress).await?),
+        Request::Open(params) => Response::Open(mounts::open(daemon, params).await?),
+        Request::Close(params) => Response::Close(mounts::close(daemon, params).await?),
+        Request::ListMounts(api::ListMounts) => Response::ListMounts(api::ListResult {
             mounts: mounts::list(daemon),
         }),
-        STATUS => reply(status::status(daemon, decode_or_default(params)?)),
-        SYNC => reply(sync::sync(daemon, decode_or_default(params)?).await?),
-        CONFIG => reply(config::config(daemon, decode_or_default(params)?).await?),
-        SHUTDOWN => {
+        Request::Status(params) => Response::Status(status::status(daemon, params)),
+        Request::Sync(params) => Response::Sync(sync::sync(daemon, params).await?),
+        Request::RemoteAdd(params) => Response::RemoteAdd(remote::add(daemon, params).await?),
+        Request::RemoteRemove(params) => {
+            Response::RemoteRemove(remote::remove(daemon, params).await?)
+        }
+        Request::RemoteShow(params) => Response::RemoteShow(remote::show(daemon, params)?),
+        Request::Config(params) => Response::Config(config::config(daemon, params).await?),
+        Request::Log(params) => Response::Log(history::log(daemon, params).await?),
+        Request::Cat(params) => Response::Cat(history::cat(daemon, params).await?),
+        Request::Diff(params) => Response::Diff(history::diff(daemon, params).await?),
+        Request::Restore(params) => Response::Restore(history::restore(daemon, params).await?),
+        Request::Undo(params) => Response::Undo(history::undo(daemon, params).await?),
+        Request::Shutdown(api::Shutdown) => {
             daemon.request_shutdown();
-            reply(Value::Null)
+            Response::Shutdown(())
         }
-        REMOTE_ADD => {
-            let params: RemoteParams = decode(params)?;
-            if params.url.is_none() {
-                return Err(RpcError::invalid_params("remote_add needs a url"));
-            }
-            reply(remote::set(daemon, params).await?)
-        }
-        REMOTE_REMOVE => reply(
-            remote::set(
-                daemon,
-                RemoteParams {
-                    url: None,
-                    ..decode(params)?
-                },
-            )
-            .await?,
-        ),
-        REMOTE_SHOW => reply(remote::show(daemon, decode(params)?)?),
-        LOG | CAT | DIFF | RESTORE | UNDO => {
-            history::run(daemon, method, decode_or_default(params)?).await
-        }
-        other => Err(RpcError::new(
-            ErrorCode::MethodNotFound,
-            format!("unknown method {other:?}"),
-        )),
-    }
-}
-
-fn reply(value: impl Serialize) -> Result<Value, RpcError> {
-    serde_json::to_value(value).map_err(|e| RpcError::new(ErrorCode::Internal, e.to_string()))
-}
-
-fn decode<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
-    serde_json::from_value(params)
-        .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
-}
-
-fn decode_or_default<T: DeserializeOwned + Default>(params: Value) -> Result<T, RpcError> {
-    if params.is_null() {
-        Ok(T::default())
-    } else {
-        decode(params)
-    }
+    })
 }
 
 /// Runs blocking work (jj-lib, the file system) off the async workers.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
-) -> Result<T, RpcError> {
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| RpcError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| Error::internal(format!("a daemon task failed: {e}")))?
+}
+
+/// What a repo operation's failure is to the client.
+fn repo_error(err: RepoError) -> Error {
+    match err {
+        RepoError::Exists(_) | RepoError::Refused(_) => Error::user(err.to_string()),
+        RepoError::Busy(_) => Error::busy(err.to_string()),
+        RepoError::Io {
+            ref path,
+            ref source,
+        } => Error::io(path.display(), source),
+        RepoError::Settings(_)
+        | RepoError::Jj(_)
+        | RepoError::Remote(_)
+        | RepoError::RemoteTimeout { .. }
+        | RepoError::UnsafeCommit { .. }
+        | RepoError::Unsafe(_) => Error::failed(err.to_string()),
+    }
+}
+
+/// What the sync actor answered with, to the client. The actor reports failures as text
+/// (`sync::Reply`), so they are all failed operations here.
+fn engine_error(err: String) -> Error {
+    Error::failed(err)
 }
 
 fn rfc3339(time: Option<chrono::DateTime<chrono::Utc>>) -> Option<String> {

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::super::state::Daemon;
-use super::{blocking, rfc3339};
+use super::{blocking, engine_error, rfc3339};
+use crate::api::{CloseParams, Error, Health, MountInfo, OpenParams, OpenResult};
 use crate::config::MountConfig;
-use crate::engine::Event;
 use crate::mount;
-use crate::rpc::RpcError;
-use crate::rpc::methods::{CloseParams, Health, MountInfo, OpenParams, OpenResult};
+use crate::engine::Event;
 
-pub async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult, RpcError> {
+pub(super) async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult, Error> {
     let handle = daemon.repo(&params.repo)?;
     let _admin = daemon.admin.lock().await;
     let path = params.path.clone();
@@ -34,7 +33,7 @@ pub async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult
         if created {
             let _ = std::fs::remove_dir(&params.path);
         }
-        return Err(RpcError::failed(err));
+        return Err(engine_error(err));
     }
     daemon.update_config(|config| {
         config.mounts.push(MountConfig {
@@ -55,12 +54,12 @@ pub async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult
 
 /// Checks that `path` can become a mount, and creates it if it does not exist. Returns
 /// whether it was created. Nothing changes on disk when it refuses.
-fn check_mount_point(daemon: &Daemon, path: &Path) -> Result<bool, RpcError> {
-    let fail = |m: String| Err(RpcError::failed(m));
+fn check_mount_point(daemon: &Daemon, path: &Path) -> Result<bool, Error> {
+    let fail = |m: String| Err(Error::user(m));
     if !path.is_absolute() {
         return fail(format!("{} is not an absolute path", path.display()));
     }
-    mount::preflight().map_err(|e| RpcError::failed(e.to_string()))?;
+    mount::preflight().map_err(|e| Error::failed(e.to_string()))?;
     let config = daemon.config();
     if mount::is_mount_point(path) || config.mount_by_path(path).is_some() {
         return fail(format!(
@@ -90,8 +89,7 @@ fn check_mount_point(daemon: &Daemon, path: &Path) -> Result<bool, RpcError> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => {
-            let mut entries = std::fs::read_dir(path)
-                .map_err(|e| RpcError::failed(format!("{}: {e}", path.display())))?;
+            let mut entries = std::fs::read_dir(path).map_err(|e| Error::io(path.display(), &e))?;
             if entries.next().is_some() {
                 return fail(format!(
                     "{} is not empty; jjfs mounts only on a new or empty directory",
@@ -103,18 +101,18 @@ fn check_mount_point(daemon: &Daemon, path: &Path) -> Result<bool, RpcError> {
         Ok(_) => fail(format!("{} exists and is not a directory", path.display())),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir(path)
-                .map_err(|e| RpcError::failed(format!("cannot create {}: {e}", path.display())))?;
+                .map_err(|e| Error::io(format_args!("cannot create {}", path.display()), &e))?;
             Ok(true)
         }
-        Err(err) => fail(format!("{}: {err}", path.display())),
+        Err(err) => Err(Error::io(path.display(), &err)),
     }
 }
 
-pub async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(), RpcError> {
+pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(), Error> {
     let _admin = daemon.admin.lock().await;
     let config = daemon.config();
     let Some(mount) = find_mount(&config.mounts, &params.path) else {
-        return Err(RpcError::failed(format!(
+        return Err(Error::user(format!(
             "{} is not a jjfs mount (see `jjfs list`)",
             params.path.display()
         )));
@@ -124,7 +122,7 @@ pub async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(), RpcE
         Ok(handle) => handle
             .ask(|reply| Event::Close { id, reply })
             .await
-            .map_err(|e| RpcError::failed(format!("cannot close {}: {e}", mount.path.display())))?,
+            .map_err(|e| engine_error(format!("cannot close {}: {e}", mount.path.display())))?,
         // The repo is gone or broken: there is nothing to record; just clean up.
         Err(_) => {
             mount::clean_stale(&mount.path, &mount.workspace);
@@ -145,7 +143,7 @@ fn find_mount<'a>(mounts: &'a [MountConfig], path: &Path) -> Option<&'a MountCon
 }
 
 /// Every mount in config, with its health as its repo's actor last published it.
-pub fn list(daemon: &Daemon) -> Vec<MountInfo> {
+pub(super) fn list(daemon: &Daemon) -> Vec<MountInfo> {
     let config = daemon.config();
     let mut published = std::collections::HashMap::new();
     for (_, handle) in daemon.repo_handles() {

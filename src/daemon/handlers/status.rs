@@ -2,11 +2,9 @@
 
 use super::super::state::Daemon;
 use super::rfc3339;
-use crate::rpc::methods::{
-    DaemonInfo, RemoteState, RepoStatus, Skipped, StatusParams, StatusResult,
-};
+use crate::api::{DaemonInfo, RemoteState, RepoStatus, Skipped, StatusParams, StatusResult};
 
-pub fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
+pub(super) fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
     let config = daemon.config();
     let handles: std::collections::HashMap<String, _> = daemon.repo_handles().into_iter().collect();
     let mut recent = Vec::new();
@@ -54,7 +52,7 @@ pub fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
     StatusResult {
         daemon: DaemonInfo {
             pid: std::process::id(),
-            version: crate::rpc::VERSION.to_owned(),
+            version: crate::api::VERSION.to_owned(),
             mode: daemon.mode.as_str().to_owned(),
         },
         repos,

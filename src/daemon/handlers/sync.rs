@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use super::super::state::Daemon;
+use crate::api::{Error, SyncParams, SyncResult};
 use crate::engine::Event;
-use crate::rpc::RpcError;
-use crate::rpc::methods::{SyncParams, SyncResult};
 
-pub async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult, RpcError> {
+pub(super) async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult, Error> {
     let names: Vec<String> = match params.repo {
         Some(name) => {
             daemon.repo(&name)?;
@@ -21,7 +20,7 @@ pub async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult
         let handle = match daemon.repo(name) {
             Ok(handle) => handle,
             Err(err) => {
-                failures.push(format!("repo {name}: {}", err.message));
+                failures.push(format!("repo {name}: {err}"));
                 continue;
             }
         };
@@ -42,7 +41,7 @@ pub async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult
         }
     }
     if !failures.is_empty() {
-        return Err(RpcError::failed(format!(
+        return Err(Error::failed(format!(
             "sync failed: {}",
             failures.join("; ")
         )));
