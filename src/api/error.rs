@@ -134,6 +134,12 @@ impl Error {
         }
     }
 
+    /// The same kind of error, its message prefixed with what was being done.
+    pub(crate) fn with_context(self, context: &str) -> Self {
+        let message = format!("{context}: {}", self.message());
+        Self::from_code(self.code(), message)
+    }
+
     /// The error a client received as `code` and `message`; an unknown code is a failure.
     pub(crate) fn from_code(code: i64, message: String) -> Self {
         match code {

@@ -10,9 +10,9 @@ use tokio::sync::watch;
 
 use crate::api::Error;
 use crate::config::{Config, RepoConfig};
+use crate::engine::{Event, SyncHandle};
 use crate::paths::Paths;
 use crate::repo::Identity;
-use crate::engine::{Event, SyncHandle};
 
 /// How the daemon was started, as `jjfs status` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

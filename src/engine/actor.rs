@@ -14,7 +14,7 @@ use super::debounce::{Debounce, QUIET};
 use super::mounts::{MountRuntime, Taken};
 use super::scan::ScanFilter;
 use super::status::SharedStatus;
-use super::{Event, HistoryAnswer};
+use super::{EngineError, Event, HistoryAnswer};
 use crate::config::{MountConfig, RepoConfig};
 use crate::history;
 use crate::mount;
@@ -279,15 +279,20 @@ impl Actor {
         self.mounts.insert(config.id, runtime);
     }
 
-    fn open(&mut self, id: Uuid, path: PathBuf, backing: PathBuf) -> Result<&'static str, String> {
+    fn open(
+        &mut self,
+        id: Uuid,
+        path: PathBuf,
+        backing: PathBuf,
+    ) -> Result<&'static str, EngineError> {
         self.repo
             .add_workspace(&id, &backing)
-            .map_err(|e| format!("cannot create the workspace: {e}"))?;
+            .map_err(EngineError::repo("cannot create the workspace"))?;
         let mut runtime = MountRuntime::new(id, path.clone(), backing.clone());
         if let Err(err) = runtime.start(&self.tx) {
             let _ = self.repo.forget_workspace(&id);
             let _ = std::fs::remove_dir_all(&backing);
-            return Err(err);
+            return Err(EngineError::Failed(err));
         }
         let io_mode = runtime.status().io_mode.unwrap_or("userspace");
         runtime.last_sync = Some(Utc::now());
@@ -296,9 +301,9 @@ impl Actor {
         Ok(io_mode)
     }
 
-    fn close(&mut self, id: Uuid) -> Result<(), String> {
+    fn close(&mut self, id: Uuid) -> Result<(), EngineError> {
         let Some(runtime) = self.mounts.get_mut(&id) else {
-            return Err("no such mount".into());
+            return Err(EngineError::User("no such mount".into()));
         };
         // Record what was written in the mount before it goes.
         if runtime.problem.is_none() {
@@ -306,11 +311,11 @@ impl Actor {
             self.barrier()?;
         }
         let runtime = self.mounts.get_mut(&id).expect("still there");
-        runtime.unmount()?;
+        runtime.unmount().map_err(EngineError::Busy)?;
         let runtime = self.mounts.remove(&id).expect("still there");
         self.repo
             .forget_workspace(&id)
-            .map_err(|e| format!("cannot forget the workspace: {e}"))?;
+            .map_err(EngineError::repo("cannot forget the workspace"))?;
         let _ = std::fs::remove_dir_all(&runtime.backing);
         self.record(format!("closed {}", runtime.path.display()));
         Ok(())
@@ -336,7 +341,7 @@ impl Actor {
     /// Answers a history command. Reads see every change already reported; a restore or an
     /// undo first syncs every mount, so that it acts on what users see, and is checked out
     /// in every mount before it answers.
-    fn history(&mut self, request: history::Request) -> Result<HistoryAnswer, String> {
+    fn history(&mut self, request: history::Request) -> Result<HistoryAnswer, EngineError> {
         use history::Request;
         if request.writes() {
             if let Err(err) = self.barrier() {
@@ -356,8 +361,7 @@ impl Actor {
                 .map(HistoryAnswer::Diff),
             Request::Restore { paths, at } => repo.restore(&paths, &at).map(HistoryAnswer::Changed),
             Request::Undo { count } => repo.undo(count).map(HistoryAnswer::Changed),
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         if let HistoryAnswer::Changed(changed) = &answer
             && let Some(change) = &changed.change
         {
@@ -374,7 +378,7 @@ impl Actor {
     }
 
     /// Syncs everything now (full scans) until no user write interrupts it.
-    fn barrier(&mut self) -> Result<(), String> {
+    fn barrier(&mut self) -> Result<(), EngineError> {
         for m in self.mounts.values_mut() {
             // A barrier tries failing mounts again at once, whatever their backoff.
             m.retry_at = None;
@@ -395,7 +399,10 @@ impl Actor {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(format!("some mounts did not sync: {}", failed.join("; ")))
+            Err(EngineError::Failed(format!(
+                "some mounts did not sync: {}",
+                failed.join("; ")
+            )))
         }
     }
 

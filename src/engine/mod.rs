@@ -17,11 +17,52 @@ use uuid::Uuid;
 
 use crate::config::{MountConfig, RepoConfig};
 use crate::remote::{RemoteCommand, RemoteHandle, RemoteSettings};
-use crate::repo::Identity;
+use crate::repo::{Identity, RepoError};
 pub use status::{MountStatus, RepoStatus, SharedStatus};
 
 /// A reply the actor sends back to the daemon.
-pub type Reply<T> = oneshot::Sender<Result<T, String>>;
+pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
+
+/// Why the engine could not do what the daemon asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request cannot be done as asked (an unknown mount, say); nothing changed.
+    #[error("{0}")]
+    User(String),
+    /// Something is in use (a mount processes hold); try again later.
+    #[error("{0}")]
+    Busy(String),
+    /// A repository operation failed (or refused: an unknown path, say).
+    #[error("{}{source}", .context.as_ref().map_or(String::new(), |c| format!("{c}: ")))]
+    Repo {
+        context: Option<String>,
+        #[source]
+        source: RepoError,
+    },
+    /// Some mounts did not sync, or another failure the message explains.
+    #[error("{0}")]
+    Failed(String),
+    /// The repo's actor is gone.
+    #[error("the repo's sync engine has stopped; see sync.log")]
+    Stopped,
+}
+
+impl EngineError {
+    /// A repository failure, with what was being done.
+    pub fn repo(context: impl Into<String>) -> impl FnOnce(RepoError) -> Self {
+        let context = Some(context.into());
+        move |source| Self::Repo { context, source }
+    }
+}
+
+impl From<RepoError> for EngineError {
+    fn from(source: RepoError) -> Self {
+        Self::Repo {
+            context: None,
+            source,
+        }
+    }
+}
 
 pub enum Event {
     /// Paths users changed through a mount.
@@ -134,14 +175,12 @@ impl SyncHandle {
     }
 
     /// Sends a command and waits (asynchronously) for its reply.
-    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Event) -> Result<T, String> {
+    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Event) -> Result<T, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(make(reply))
-            .map_err(|_| "the repo's sync engine has stopped; see sync.log".to_owned())?;
-        rx.await.map_err(|_| {
-            "the repo's sync engine stopped before answering; see sync.log".to_owned()
-        })?
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// New settings for the actor and the remote worker.

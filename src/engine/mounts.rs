@@ -140,12 +140,38 @@ impl MountRuntime {
             Root::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))
         };
         Ok(match (&self.mount, fence) {
-            (Some(_), Some((updater, fence))) => Arc::new(MountFiles::new(
-                open(&self.path)?,
-                Arc::new(MountGuard { updater, fence }),
-            )),
+            (Some(_), Some((updater, fence))) => {
+                let root = open(&self.path)?;
+                // Unmounted behind jjfs's back (`umount -l`): the path is a bare directory
+                // on its parent's file system now, and nothing may be written into it.
+                let dev = crate::files::beneath::fstat(root.fd())
+                    .ok()
+                    .map(|st| st.dev);
+                let parent_dev = self
+                    .path
+                    .parent()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
+                if dev.is_none() || dev == parent_dev {
+                    return Err(self.detached_problem());
+                }
+                Arc::new(MountFiles::new(
+                    root,
+                    Arc::new(MountGuard { updater, fence }),
+                ))
+            }
             _ => Arc::new(PlainFiles::new(open(&self.backing)?, None)),
         })
+    }
+
+    /// What `status` says of a mount that is no longer jjfs's FUSE mount.
+    pub fn detached_problem(&self) -> String {
+        format!(
+            "{} is no longer mounted by jjfs (unmounted behind its back); nothing is synced \
+             into or out of it: run `jjfs close {0}` then `jjfs open <repo> {0}`, or \
+             `jjfs stop && jjfs start` to mount it again",
+            self.path.display()
+        )
     }
 
     /// Changes users made through the mount.

@@ -263,6 +263,7 @@ impl Worker {
             .map_err(|_| "the repo's sync engine has stopped".to_owned())?;
         rx.blocking_recv()
             .map_err(|_| "the repo's sync engine stopped".to_owned())?
+            .map_err(|e| e.to_string())
     }
 
     fn status_mut(&self, change: impl FnOnce(&mut crate::engine::status::RemoteStatus)) {

@@ -9,9 +9,9 @@ use crate::api::{
     CatParams, CatResult, ChangeResult, DiffParams, DiffResult, Error, LogParams, LogResult,
     RestoreParams, Scope, UndoParams,
 };
+use crate::engine::{Event, HistoryAnswer};
 use crate::history::paths::{self, Root};
 use crate::history::{Request, When};
-use crate::engine::{Event, HistoryAnswer};
 
 pub(super) async fn log(daemon: &Arc<Daemon>, params: LogParams) -> Result<LogResult, Error> {
     let (repo, mut paths) = resolve(daemon, &params.scope, params.path.as_slice())?;

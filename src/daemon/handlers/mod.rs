@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::state::Daemon;
 use crate::api::{self, Error, Request, Response};
+use crate::engine::EngineError;
 use crate::repo::RepoError;
 use crate::rpc::server::ProgressSink;
 
@@ -81,10 +82,23 @@ fn repo_error(err: RepoError) -> Error {
     }
 }
 
-/// What the sync actor answered with, to the client. The actor reports failures as text
-/// (`sync::Reply`), so they are all failed operations here.
-fn engine_error(err: String) -> Error {
-    Error::failed(err)
+/// What the sync actor answered with, to the client: user mistakes, busy and failures
+/// keep their kind (and so their error code).
+fn engine_error(err: EngineError) -> Error {
+    match err {
+        EngineError::User(message) => Error::user(message),
+        EngineError::Busy(message) => Error::busy(message),
+        EngineError::Repo {
+            context: Some(context),
+            source,
+        } => repo_error(source).with_context(&context),
+        EngineError::Repo {
+            context: None,
+            source,
+        } => repo_error(source),
+        EngineError::Failed(message) => Error::failed(message),
+        EngineError::Stopped => Error::failed(err.to_string()),
+    }
 }
 
 fn rfc3339(time: Option<chrono::DateTime<chrono::Utc>>) -> Option<String> {

@@ -10,8 +10,8 @@ use super::super::state::Daemon;
 use super::{blocking, engine_error, rfc3339};
 use crate::api::{CloseParams, Error, Health, MountInfo, OpenParams, OpenResult};
 use crate::config::MountConfig;
-use crate::mount;
 use crate::engine::Event;
+use crate::mount;
 
 pub(super) async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult, Error> {
     let handle = daemon.repo(&params.repo)?;
@@ -122,7 +122,9 @@ pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(
         Ok(handle) => handle
             .ask(|reply| Event::Close { id, reply })
             .await
-            .map_err(|e| engine_error(format!("cannot close {}: {e}", mount.path.display())))?,
+            .map_err(|e| {
+                engine_error(e).with_context(&format!("cannot close {}", mount.path.display()))
+            })?,
         // The repo is gone or broken: there is nothing to record; just clean up.
         Err(_) => {
             mount::clean_stale(&mount.path, &mount.workspace);
