@@ -69,8 +69,40 @@ pub struct MountConfig {
     pub(crate) repo: String,
     pub(crate) path: PathBuf,
     pub(crate) workspace: PathBuf,
+    /// Who owns the files the engine creates in the mount (a root daemon writing a user's
+    /// folder): the owner of the mount path's parent, or `jjfs open --owner`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<Owner>,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
+}
+
+/// A user and group, by number.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+impl MountConfig {
+    pub(crate) fn new(id: Uuid, repo: &str, path: PathBuf, workspace: PathBuf) -> Self {
+        Self {
+            id,
+            repo: repo.to_owned(),
+            path,
+            workspace,
+            owner: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// The owner of files the engine creates, for the file layer.
+    pub(crate) fn file_owner(&self) -> Option<crate::files::Owner> {
+        self.owner.map(|o| crate::files::Owner {
+            uid: o.uid,
+            gid: o.gid,
+        })
+    }
 }
 
 fn default_sync_interval() -> u64 {

@@ -10,6 +10,9 @@ pub(crate) struct OpenParams {
     pub(crate) repo: String,
     /// Absolute path of the mount point.
     pub(crate) path: PathBuf,
+    /// Who owns the files jjfs creates there (a user name or uid; a root daemon only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,6 +12,10 @@ use crate::api::OpenParams;
 pub(crate) struct Args {
     repo: String,
     path: Option<PathBuf>,
+    /// Who owns the files jjfs writes into the mount (a user name or uid), when jjfsd runs
+    /// as root; by default the owner of PATH's parent folder.
+    #[arg(long, value_name = "USER")]
+    owner: Option<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -22,6 +26,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .call(OpenParams {
             repo: args.repo,
             path,
+            owner: args.owner,
         })
         .context("cannot open the mount")?;
     println!("{}", opened.mount_path.display());

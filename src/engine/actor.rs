@@ -213,13 +213,8 @@ impl Actor {
                     self.debounce.note(now);
                 }
             }
-            Event::Open {
-                id,
-                path,
-                workspace,
-                reply,
-            } => {
-                let result = self.open(id, path, workspace);
+            Event::Open { mount, reply } => {
+                let result = self.open(mount);
                 let _ = reply.send(result);
                 self.publish();
             }
@@ -250,8 +245,7 @@ impl Actor {
 
     /// Mounts a mount from config at daemon start, cleaning a stale mount first.
     fn restore_mount(&mut self, config: MountConfig) {
-        let mut runtime =
-            MountRuntime::new(config.id, config.path.clone(), config.workspace.clone());
+        let mut runtime = MountRuntime::new(&config);
         mount::clean_stale(&config.path, &config.workspace);
         let fix = format!(
             "recreate it with `jjfs close {0}` then `jjfs open {1} {0}`",
@@ -279,16 +273,12 @@ impl Actor {
         self.mounts.insert(config.id, runtime);
     }
 
-    fn open(
-        &mut self,
-        id: Uuid,
-        path: PathBuf,
-        backing: PathBuf,
-    ) -> Result<&'static str, EngineError> {
+    fn open(&mut self, config: MountConfig) -> Result<&'static str, EngineError> {
+        let (id, path, backing) = (config.id, config.path.clone(), config.workspace.clone());
         self.repo
-            .add_workspace(&id, &backing)
+            .add_workspace(&id, &backing, config.file_owner())
             .map_err(EngineError::repo("cannot create the workspace"))?;
-        let mut runtime = MountRuntime::new(id, path.clone(), backing.clone());
+        let mut runtime = MountRuntime::new(&config);
         if let Err(err) = runtime.start(&self.tx) {
             let _ = self.repo.forget_workspace(&id);
             let _ = std::fs::remove_dir_all(&backing);

@@ -85,10 +85,9 @@ pub enum Event {
     IntegrateRemote {
         reply: Reply<()>,
     },
+    /// A new mount (its workspace does not exist yet).
     Open {
-        id: Uuid,
-        path: PathBuf,
-        workspace: PathBuf,
+        mount: MountConfig,
         reply: Reply<&'static str>,
     },
     Close {

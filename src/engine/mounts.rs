@@ -14,7 +14,8 @@ use super::Event;
 use super::echo::EchoFilter;
 use super::scan::{self, ScanFilter};
 use super::status::MountStatus;
-use crate::files::{Fence, Files, MountFiles, PlainFiles, Root};
+use crate::config::MountConfig;
+use crate::files::{Fence, Files, MountFiles, Owner, PlainFiles, Root};
 use crate::mount::{ChangeSink, Mount, MountOptions, Updater};
 use crate::repo::working_copy::Scan;
 use crate::stamp::Stamp;
@@ -38,6 +39,8 @@ pub struct MountRuntime {
     pub path: PathBuf,
     /// The backing jj workspace.
     pub backing: PathBuf,
+    /// Who owns the files the engine creates there.
+    owner: Option<Owner>,
     /// The backing workspace, held open: snapshots read its files beneath it.
     read_root: Option<Arc<Root>>,
     mount: Option<Mount>,
@@ -75,11 +78,12 @@ pub struct Taken {
 
 impl MountRuntime {
     /// A mount known from config but not (yet) mounted.
-    pub fn new(id: Uuid, path: PathBuf, backing: PathBuf) -> Self {
+    pub fn new(config: &MountConfig) -> Self {
         Self {
-            id,
-            path,
-            backing,
+            id: config.id,
+            path: config.path.clone(),
+            backing: config.workspace.clone(),
+            owner: config.file_owner(),
             read_root: None,
             mount: None,
             _watcher: None,
@@ -105,8 +109,9 @@ impl MountRuntime {
             id: self.id,
             tx: tx.clone(),
         });
-        let mount = Mount::start(&self.path, &self.backing, sink, &MountOptions::default())
-            .map_err(|e| e.to_string())?;
+        let options = MountOptions::default();
+        let mount =
+            Mount::start(&self.path, &self.backing, sink, &options).map_err(|e| e.to_string())?;
         let watch_tx = tx.clone();
         let id = self.id;
         let watcher = Watcher::start(&self.backing, move |event| {
@@ -160,7 +165,7 @@ impl MountRuntime {
                     Arc::new(MountGuard { updater, fence }),
                 ))
             }
-            _ => Arc::new(PlainFiles::new(open(&self.backing)?, None)),
+            _ => Arc::new(PlainFiles::new(open(&self.backing)?, self.owner)),
         })
     }
 

@@ -172,7 +172,12 @@ impl Repository {
 
     /// Creates the jj workspace of a new mount at `backing` (which must not exist), with a
     /// working-copy commit on trunk, and checks trunk's files out into it.
-    pub fn add_workspace(&mut self, id: &Uuid, backing: &Path) -> Result<(), RepoError> {
+    pub fn add_workspace(
+        &mut self,
+        id: &Uuid,
+        backing: &Path,
+        owner: Option<crate::files::Owner>,
+    ) -> Result<(), RepoError> {
         let repo = self.head()?;
         let trunk = self.trunk_commit(&repo)?.ok_or_else(|| {
             RepoError::Jj(format!(
@@ -207,7 +212,8 @@ impl Repository {
             let paths = self.state_paths(id, backing);
             let mut locked = LockedWorkingCopy::lock(&store, &paths, None)?;
             let root = Root::open(backing).map_err(RepoError::io(backing))?;
-            let files = PlainFiles::new(Root::open(backing).map_err(RepoError::io(backing))?, None);
+            let files =
+                PlainFiles::new(Root::open(backing).map_err(RepoError::io(backing))?, owner);
             let cx = CheckoutContext {
                 store: &store,
                 files: &files,

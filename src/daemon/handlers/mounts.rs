@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::super::state::Daemon;
 use super::{blocking, engine_error, rfc3339};
 use crate::api::{CloseParams, Error, Health, MountInfo, OpenParams, OpenResult};
-use crate::config::MountConfig;
+use crate::config::{MountConfig, Owner};
 use crate::engine::Event;
 use crate::mount;
 
@@ -21,11 +21,11 @@ pub(super) async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<Ope
     let created = blocking(move || check_mount_point(&checker, &path)).await?;
     let id = Uuid::new_v4();
     let workspace = daemon.paths.workspace(&params.repo, &id);
+    let mut mount = MountConfig::new(id, &params.repo, params.path.clone(), workspace.clone());
+    mount.owner = mount_owner(&params)?;
     let opened = handle
         .ask(|reply| Event::Open {
-            id,
-            path: params.path.clone(),
-            workspace: workspace.clone(),
+            mount: mount.clone(),
             reply,
         })
         .await;
@@ -36,13 +36,7 @@ pub(super) async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<Ope
         return Err(engine_error(err));
     }
     daemon.update_config(|config| {
-        config.mounts.push(MountConfig {
-            id,
-            repo: params.repo.clone(),
-            path: params.path.clone(),
-            workspace: workspace.clone(),
-            extra: Default::default(),
-        });
+        config.mounts.push(mount);
         Ok(())
     })?;
     Ok(OpenResult {
@@ -50,6 +44,39 @@ pub(super) async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<Ope
         mount_path: params.path,
         workspace,
     })
+}
+
+/// Who owns the files the engine creates in a new mount: `--owner`, else (in a root
+/// daemon) the owner of the mount path's parent; nobody in particular otherwise.
+fn mount_owner(params: &OpenParams) -> Result<Option<Owner>, Error> {
+    if !nix::unistd::geteuid().is_root() {
+        return match &params.owner {
+            Some(_) => Err(Error::user(
+                "--owner needs a daemon running as root (this one writes files as itself)",
+            )),
+            None => Ok(None),
+        };
+    }
+    if let Some(name) = &params.owner {
+        let user = match name.parse::<u32>() {
+            Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+            Err(_) => nix::unistd::User::from_name(name),
+        }
+        .map_err(|e| Error::failed(format!("cannot look up user {name}: {e}")))?
+        .ok_or_else(|| Error::user(format!("no such user: {name}")))?;
+        return Ok(Some(Owner {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        }));
+    }
+    let parent = params.path.parent().unwrap_or(std::path::Path::new("/"));
+    Ok(std::fs::metadata(parent).ok().and_then(|meta| {
+        use std::os::unix::fs::MetadataExt as _;
+        (meta.uid() != 0).then(|| Owner {
+            uid: meta.uid(),
+            gid: meta.gid(),
+        })
+    }))
 }
 
 /// Checks that `path` can become a mount, and creates it if it does not exist. Returns

@@ -37,7 +37,7 @@ impl Harness {
         for _ in 0..n {
             let id = Uuid::new_v4();
             let backing = root.join("workspaces").join(id.to_string());
-            repo.add_workspace(&id, &backing).unwrap();
+            repo.add_workspace(&id, &backing, None).unwrap();
             workspaces.push((id, backing));
         }
         Self {
