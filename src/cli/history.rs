@@ -49,14 +49,51 @@ pub(crate) fn point_text(point: &Point) -> String {
 /// `M notes/todo.md`, `R old.md -> new.md`, with `(conflict)` where it is.
 pub(crate) fn file_text(file: &FileChange) -> String {
     let (letter, path) = match (file.status, &file.from) {
-        (FileStatus::Added, _) => ("A", file.path.clone()),
-        (FileStatus::Modified, _) => ("M", file.path.clone()),
-        (FileStatus::Deleted, _) => ("D", file.path.clone()),
+        (FileStatus::Added, _) => ("A", quoted(&file.path)),
+        (FileStatus::Modified, _) => ("M", quoted(&file.path)),
+        (FileStatus::Deleted, _) => ("D", quoted(&file.path)),
         (FileStatus::Renamed, from) => (
             "R",
-            format!("{} -> {}", from.as_deref().unwrap_or("?"), file.path),
+            format!(
+                "{} -> {}",
+                from.as_deref().map_or("?".into(), quoted),
+                quoted(&file.path)
+            ),
         ),
     };
     let conflict = if file.conflict { "  (conflict)" } else { "" };
     format!("{letter} {path}{conflict}")
+}
+
+/// A path as one line: as it is, or, when it holds a control character, a quote or a
+/// backslash, in double quotes with C escapes (as `git log` shows such names).
+pub(crate) fn quoted(path: &str) -> String {
+    if !path.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return path.to_owned();
+    }
+    let mut out = String::from("\"");
+    for c in path.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\{:03o}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_with_control_characters_are_quoted() {
+        assert_eq!(super::quoted("plain name.md"), "plain name.md");
+        assert_eq!(super::quoted("x\ny"), "\"x\\ny\"");
+        assert_eq!(super::quoted("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(super::quoted("bell\u{7}"), "\"bell\\007\"");
+    }
 }

@@ -62,13 +62,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         if !repo.conflicts.is_empty() {
             println!("  conflicts (edit the markers away in any mount to resolve):");
             for path in &repo.conflicts {
-                println!("    {path}");
+                println!("    {}", super::history::quoted(path));
             }
         }
         if !repo.skipped.is_empty() {
             println!("  not synced:");
             for skipped in &repo.skipped {
-                println!("    {}: {}", skipped.path, skipped.reason);
+                println!("    {}: {}", super::history::quoted(&skipped.path), skipped.reason);
             }
         }
         for mount in status.mounts.iter().filter(|m| m.repo == repo.name) {
