@@ -1,6 +1,7 @@
 //! Thin, safe wrappers over the `*at` system calls the passthrough filesystem makes on the
-//! backing directory. Every call is relative to a directory fd and a single name, so no path
-//! a client sends can reach outside the workspace; errors keep the kernel's errno.
+//! backing directory, and the per-thread credentials it takes on for a caller. Every call is
+//! relative to a directory fd and a single name, so no path a client sends can reach outside
+//! the workspace; errors keep the kernel's errno. Nothing here knows about FUSE.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -55,6 +56,17 @@ pub fn open_path(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)
 }
 
+/// The name under which `dir` holds the object with inode number `ino`, if it holds one.
+pub fn find_ino(dir: BorrowedFd<'_>, ino: u64) -> io::Result<Option<CString>> {
+    let mut stream = DirStream::open(dir)?;
+    while let Some(entry) = stream.next_entry()? {
+        if entry.ino == ino && entry.name != b"." && entry.name != b".." {
+            return Ok(CString::new(entry.name).ok());
+        }
+    }
+    Ok(None)
+}
+
 /// Reopens an `O_PATH` handle for I/O with `flags`, through /proc/self/fd.
 pub fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
     let path = proc_fd(fd.as_raw_fd());
@@ -69,30 +81,110 @@ pub fn proc_fd(fd: RawFd) -> CString {
     CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL")
 }
 
-pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    cvt(unsafe {
-        libc::fstatat(
-            fd.as_raw_fd(),
-            EMPTY.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    Ok(unsafe { st.assume_init() })
+/// What `statx` says about one object: its identity and its attributes.
+#[derive(Clone, Copy)]
+pub struct Stat(libc::statx);
+
+impl Stat {
+    pub fn ino(&self) -> u64 {
+        self.0.stx_ino
+    }
+
+    pub fn dev(&self) -> u64 {
+        libc::makedev(self.0.stx_dev_major, self.0.stx_dev_minor)
+    }
+
+    /// The file type and permission bits.
+    pub fn mode(&self) -> u32 {
+        u32::from(self.0.stx_mode)
+    }
+
+    /// The file type bits (`S_IFMT`).
+    pub fn kind(&self) -> u32 {
+        self.mode() & libc::S_IFMT
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind() == libc::S_IFDIR
+    }
+
+    /// The birth time, where the file system records one (it tells a new object that reuses
+    /// an inode number from the one before).
+    pub fn btime(&self) -> Option<(i64, u32)> {
+        (self.0.stx_mask & libc::STATX_BTIME != 0)
+            .then_some((self.0.stx_btime.tv_sec, self.0.stx_btime.tv_nsec))
+    }
+
+    pub fn size(&self) -> u64 {
+        self.0.stx_size
+    }
+
+    pub fn blocks(&self) -> u64 {
+        self.0.stx_blocks
+    }
+
+    pub fn nlink(&self) -> u32 {
+        self.0.stx_nlink
+    }
+
+    pub fn uid(&self) -> u32 {
+        self.0.stx_uid
+    }
+
+    pub fn gid(&self) -> u32 {
+        self.0.stx_gid
+    }
+
+    pub fn rdev(&self) -> u64 {
+        libc::makedev(self.0.stx_rdev_major, self.0.stx_rdev_minor)
+    }
+
+    pub fn blksize(&self) -> u32 {
+        self.0.stx_blksize
+    }
+
+    pub fn atime(&self) -> (i64, u32) {
+        (self.0.stx_atime.tv_sec, self.0.stx_atime.tv_nsec)
+    }
+
+    pub fn mtime(&self) -> (i64, u32) {
+        (self.0.stx_mtime.tv_sec, self.0.stx_mtime.tv_nsec)
+    }
+
+    pub fn ctime(&self) -> (i64, u32) {
+        (self.0.stx_ctime.tv_sec, self.0.stx_ctime.tv_nsec)
+    }
+
+    /// The same, with another inode number (for tests of inode number reuse).
+    #[cfg(test)]
+    pub fn with_ino(mut self, ino: u64) -> Self {
+        self.0.stx_ino = ino;
+        self
+    }
 }
 
-pub fn statat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+fn statx(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<Stat> {
+    let mut st = std::mem::MaybeUninit::<libc::statx>::uninit();
     cvt(unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
+        libc::statx(
+            dir,
             name.as_ptr(),
+            flags | libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_BASIC_STATS | libc::STATX_BTIME,
             st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
         )
     })?;
-    Ok(unsafe { st.assume_init() })
+    Ok(Stat(unsafe { st.assume_init() }))
+}
+
+/// The object behind any fd (an `O_PATH` one included).
+pub fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Stat> {
+    statx(fd.as_raw_fd(), EMPTY, libc::AT_EMPTY_PATH)
+}
+
+/// `name` in `dir`, not following a final symlink.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Stat> {
+    statx(dir.as_raw_fd(), name, 0)
 }
 
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
@@ -182,6 +274,20 @@ pub fn fd_path(fd: RawFd) -> io::Result<std::path::PathBuf> {
 pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     let path = proc_fd(fd.as_raw_fd());
     cvt(unsafe { libc::chmod(path.as_ptr(), mode as libc::mode_t) }).map(drop)
+}
+
+/// Changes the owner of `name` in `dir` itself (a symlink, not its target).
+pub fn lchown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+    cvt(unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
 }
 
 pub fn chown_fd(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
@@ -333,11 +439,16 @@ pub fn removexattr(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
 }
 
 /// Runs file-creating calls of this thread as the FUSE caller, so that new files belong to
-/// whoever made them. fsuid/fsgid are per thread; the umask is made per thread (and zero:
-/// the kernel has already applied the caller's) by unsharing this thread's fs attributes.
+/// whoever made them and the backing file system grants what it grants the caller.
+/// fsuid/fsgid and the supplementary groups are per thread (the raw `setgroups` system call,
+/// not glibc's, which changes every thread of the process); the umask is made per thread (and
+/// zero: the kernel has already applied the caller's) by unsharing this thread's fs
+/// attributes. Everything is put back on drop.
 pub struct Credentials {
     uid: u32,
     gid: u32,
+    /// This thread's own supplementary groups, when the caller's were taken on.
+    groups: Option<Vec<libc::gid_t>>,
 }
 
 thread_local! {
@@ -345,7 +456,9 @@ thread_local! {
 }
 
 impl Credentials {
-    pub fn assume(uid: u32, gid: u32) -> Self {
+    /// Takes on the credentials of the caller: user `uid`, group `gid`, and the supplementary
+    /// groups of its thread `tid` (0 when unknown).
+    pub fn assume(tid: u32, uid: u32, gid: u32) -> Self {
         FS_UNSHARED.with(|done| {
             if !done.get() {
                 unsafe {
@@ -356,13 +469,22 @@ impl Credentials {
                 done.set(true);
             }
         });
+        let own_uid = unsafe { libc::geteuid() };
+        let groups = if own_uid == 0 && uid != 0 {
+            let own = thread_groups();
+            let theirs = caller_groups(tid).unwrap_or_default();
+            set_thread_groups(&theirs).ok().map(|()| own)
+        } else {
+            None
+        };
         unsafe {
             libc::setfsgid(gid);
             libc::setfsuid(uid);
         }
         Self {
-            uid: unsafe { libc::geteuid() },
+            uid: own_uid,
             gid: unsafe { libc::getegid() },
+            groups,
         }
     }
 }
@@ -373,7 +495,48 @@ impl Drop for Credentials {
             libc::setfsuid(self.uid);
             libc::setfsgid(self.gid);
         }
+        if let Some(groups) = &self.groups {
+            let _ = set_thread_groups(groups);
+        }
     }
+}
+
+/// The supplementary groups of the calling thread.
+fn thread_groups() -> Vec<libc::gid_t> {
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    let mut groups = vec![0; n as usize];
+    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    groups.truncate(n.max(0) as usize);
+    groups
+}
+
+/// Sets the supplementary groups of the calling thread only.
+fn set_thread_groups(groups: &[libc::gid_t]) -> io::Result<()> {
+    let ret = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The supplementary groups of thread `tid`, from the `Groups:` line of its status.
+fn caller_groups(tid: u32) -> Option<Vec<libc::gid_t>> {
+    if tid == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    parse_groups(&status)
+}
+
+fn parse_groups(status: &str) -> Option<Vec<libc::gid_t>> {
+    let line = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
+    line.split_ascii_whitespace()
+        .map(|g| g.parse().ok())
+        .collect()
 }
 
 /// A directory stream positioned by the cookies (`d_off`) readdir hands to the kernel.
@@ -449,4 +612,32 @@ pub fn reopen_path(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let path = proc_fd(fd.as_raw_fd());
     let fd = cvt(unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    #[test]
+    fn groups_are_read_from_a_status_line() {
+        let status = "Name:\tbash\nGid:\t100\t100\t100\t100\nGroups:\t4 27 1001 \nNgid:\t0\n";
+        assert_eq!(parse_groups(status), Some(vec![4, 27, 1001]));
+        assert_eq!(parse_groups("Groups:\t\n"), Some(vec![]));
+        assert_eq!(parse_groups("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn an_object_is_found_by_its_inode_number() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("moved"), "x").unwrap();
+        let fd: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
+        let st = stat_at(fd.as_fd(), c"moved").unwrap();
+        assert_eq!(
+            find_ino(fd.as_fd(), st.ino()).unwrap().as_deref(),
+            Some(c"moved")
+        );
+        assert_eq!(find_ino(fd.as_fd(), u64::MAX).unwrap(), None);
+    }
 }

@@ -244,14 +244,14 @@ impl MountRuntime {
         }
     }
 
-    /// Unmounts cleanly; fails (and stays mounted) while the mount is busy.
+    /// Unmounts cleanly; fails (and stays mounted, watched and synced) while the mount is
+    /// busy.
     pub fn unmount(&mut self) -> Result<(), String> {
-        if let Some(mount) = self.mount.take() {
-            self._watcher = None;
-            if let Err(err) = mount_unmount(mount) {
-                return Err(err.0);
-            }
+        if let Some(mount) = &mut self.mount {
+            mount.unmount().map_err(|e| e.to_string())?;
         }
+        self.mount = None;
+        self._watcher = None;
         Ok(())
     }
 
@@ -275,7 +275,7 @@ impl MountRuntime {
     }
 }
 
-/// The guard a mount puts on the sync's writes into it (see `mount::update`).
+/// The guard a mount puts on the sync's writes into it (see `mount::engine`).
 pub struct MountGuard {
     pub updater: Updater,
     pub fence: u64,
@@ -289,12 +289,6 @@ impl FilesGuard for MountGuard {
     fn end(&self) -> Result<(), String> {
         self.updater.end()
     }
-}
-
-struct Unmounted(String);
-
-fn mount_unmount(mount: Mount) -> Result<(), Unmounted> {
-    mount.unmount().map_err(|e| Unmounted(e.to_string()))
 }
 
 /// What the engine knows about a workspace's paths when it plans a snapshot.
