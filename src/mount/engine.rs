@@ -578,3 +578,223 @@ fn changed_since(inode: &Inode, fence: u64) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    //! The engine's protocol on a plain directory, without a kernel: the calls its requests
+    //! make, from the thread that began the update.
+
+    use std::io::Write;
+
+    use super::*;
+    use crate::mount::inodes::{FdCache, ROOT};
+
+    struct Workspace {
+        dir: tempfile::TempDir,
+        inodes: InodeTable,
+        updates: Updates,
+    }
+
+    impl Workspace {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join(".jj")).unwrap();
+            let fd: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
+            let st = sys::stat_fd(fd.as_fd()).unwrap();
+            let inodes = InodeTable::new(fd, &st, Arc::new(FdCache::new(8)));
+            let updates = Updates::new(dir.path(), &inodes, None).unwrap();
+            Self {
+                dir,
+                inodes,
+                updates,
+            }
+        }
+
+        fn engine(&self) -> Engine<'_> {
+            let tid = nix::unistd::gettid().as_raw() as u32;
+            self.updates
+                .engine(tid, &self.inodes, self.dir.path(), None)
+                .expect("this thread runs the update")
+        }
+
+        fn root(&self) -> Arc<Inode> {
+            self.inodes.get(ROOT).unwrap()
+        }
+
+        fn read(&self, name: &str) -> String {
+            std::fs::read_to_string(self.dir.path().join(name)).unwrap()
+        }
+    }
+
+    #[test]
+    fn only_the_updating_thread_is_the_engine() {
+        let ws = Workspace::new();
+        assert!(
+            ws.updates
+                .engine(1, &ws.inodes, ws.dir.path(), None)
+                .is_none()
+        );
+        ws.updates.begin(0, HashSet::new());
+        let _ = ws.engine();
+        let other = std::thread::scope(|s| {
+            s.spawn(|| {
+                let tid = nix::unistd::gettid().as_raw() as u32;
+                ws.updates
+                    .engine(tid, &ws.inodes, ws.dir.path(), None)
+                    .is_some()
+            })
+            .join()
+            .unwrap()
+        });
+        assert!(!other);
+        ws.updates.end(&ws.inodes, None).unwrap();
+        assert!(
+            ws.updates
+                .engine(1, &ws.inodes, ws.dir.path(), None)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_replaced_file_is_swapped_whole_when_its_mode_is_set() {
+        let ws = Workspace::new();
+        std::fs::write(ws.dir.path().join("a"), "old").unwrap();
+        ws.updates.begin(0, HashSet::from([PathBuf::from("a")]));
+        let (engine, root) = (ws.engine(), ws.root());
+        engine.remove(&root, OsStr::new("a"), false).unwrap();
+        assert_eq!(ws.read("a"), "old", "the unlink waits for the replacement");
+        assert!(ws.updates.is_in_flux(ROOT, OsStr::new("a")));
+        assert!(matches!(
+            engine.lookup(&root, OsStr::new("a")),
+            Err(Errno::ENOENT)
+        ));
+        let (inode, _, file) = engine
+            .create(&root, OsStr::new("a"), 0o600, libc::O_WRONLY)
+            .unwrap();
+        std::fs::File::from(file).write_all(b"new").unwrap();
+        assert_eq!(ws.read("a"), "old", "not in place before it is complete");
+        // The engine's own lookup finds its new file.
+        let (found, _) = engine.lookup(&root, OsStr::new("a")).unwrap().unwrap();
+        assert_eq!(found.ino, inode.ino);
+        let fd = ws.inodes.fd(&inode).unwrap();
+        engine
+            .setattr(&inode, true, || Ok(sys::chmod_fd(fd.as_fd(), 0o640)?))
+            .unwrap();
+        assert_eq!(ws.read("a"), "new");
+        ws.updates.end(&ws.inodes, None).unwrap();
+        assert!(!ws.updates.is_in_flux(ROOT, OsStr::new("a")));
+        let meta = std::fs::metadata(ws.dir.path().join("a")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o640
+        );
+        assert_eq!(
+            ws.inodes.name_of(inode.ino),
+            Some((ROOT, "a".into())),
+            "the new file's name followed it into place"
+        );
+    }
+
+    #[test]
+    fn an_unfinished_file_is_dropped_and_a_deferred_unlink_happens_at_the_end() {
+        let ws = Workspace::new();
+        std::fs::write(ws.dir.path().join("gone"), "x").unwrap();
+        ws.updates.begin(0, HashSet::from([PathBuf::from("gone")]));
+        let (engine, root) = (ws.engine(), ws.root());
+        engine.remove(&root, OsStr::new("gone"), false).unwrap();
+        engine
+            .create(&root, OsStr::new("probe"), 0o600, libc::O_WRONLY)
+            .unwrap();
+        ws.updates.end(&ws.inodes, None).unwrap();
+        assert!(!ws.dir.path().join("gone").exists());
+        assert!(!ws.dir.path().join("probe").exists());
+        let temps = ws.dir.path().join(".jj").join(TEMP_DIR);
+        assert_eq!(std::fs::read_dir(temps).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_users_change_after_the_fence_trips_the_update() {
+        let ws = Workspace::new();
+        std::fs::write(ws.dir.path().join("a"), "user's").unwrap();
+        let root = ws.root();
+        let (a, _) = ws.inodes.lookup(&root, OsStr::new("a")).unwrap();
+        a.user_changed_at.store(5, Ordering::Relaxed);
+        ws.updates.begin(4, HashSet::from([PathBuf::from("a")]));
+        let engine = ws.engine();
+        assert_eq!(
+            engine.remove(&root, OsStr::new("a"), false),
+            Err(Errno::EBUSY)
+        );
+        // Tripped: everything else is refused too, and the end says why.
+        assert_eq!(
+            engine.make_node(&root, OsStr::new("d"), |dir, name| sys::mkdirat(
+                dir, name, 0o755
+            )),
+            Err(Errno::EBUSY)
+        );
+        let why = ws.updates.end(&ws.inodes, None).unwrap_err();
+        assert!(why.contains("a user changed it"), "{why}");
+        assert_eq!(ws.read("a"), "user's");
+
+        // A user's removal after the fence is kept too.
+        ws.updates.note_user_removal(ROOT, OsStr::new("b"), 7);
+        std::fs::write(ws.dir.path().join("b"), "engine's old copy").unwrap();
+        ws.updates.begin(6, HashSet::new());
+        assert_eq!(
+            ws.engine().remove(&root, OsStr::new("b"), false),
+            Err(Errno::EBUSY)
+        );
+        assert!(
+            ws.updates
+                .end(&ws.inodes, None)
+                .unwrap_err()
+                .contains("removed by a user")
+        );
+    }
+
+    #[test]
+    fn the_owner_gets_the_engines_new_directories_before_they_appear() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: chown needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".jj")).unwrap();
+        let fd: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
+        let st = sys::stat_fd(fd.as_fd()).unwrap();
+        let inodes = InodeTable::new(fd, &st, Arc::new(FdCache::new(8)));
+        let updates = Updates::new(dir.path(), &inodes, Some((4242, 4343))).unwrap();
+        updates.begin(0, HashSet::new());
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        let engine = updates.engine(tid, &inodes, dir.path(), None).unwrap();
+        let root = inodes.get(ROOT).unwrap();
+        engine
+            .make_node(&root, OsStr::new("d"), |dir, name| {
+                sys::mkdirat(dir, name, 0o755)
+            })
+            .unwrap();
+        std::fs::create_dir(dir.path().join("taken")).unwrap();
+        assert_eq!(
+            engine.make_node(&root, OsStr::new("taken"), |dir, name| sys::mkdirat(
+                dir, name, 0o755
+            )),
+            Err(Errno::EEXIST)
+        );
+        updates.end(&inodes, None).unwrap();
+        let meta = std::fs::metadata(dir.path().join("d")).unwrap();
+        assert_eq!(
+            (
+                std::os::unix::fs::MetadataExt::uid(&meta),
+                std::os::unix::fs::MetadataExt::gid(&meta)
+            ),
+            (4242, 4343)
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(".jj").join(TEMP_DIR))
+                .unwrap()
+                .count(),
+            0,
+            "the refused one left nothing behind"
+        );
+    }
+}

@@ -25,7 +25,7 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
 }
 
 /// A single path component as a C string; a name with a NUL or a slash is invalid.
-pub fn cname(name: &OsStr) -> io::Result<CString> {
+pub(crate) fn cname(name: &OsStr) -> io::Result<CString> {
     if name.as_bytes().contains(&b'/') {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
@@ -34,7 +34,7 @@ pub fn cname(name: &OsStr) -> io::Result<CString> {
 
 const EMPTY: &CStr = c"";
 
-pub fn openat(
+pub(crate) fn openat(
     dir: BorrowedFd<'_>,
     name: &CStr,
     flags: libc::c_int,
@@ -52,12 +52,12 @@ pub fn openat(
 }
 
 /// An `O_PATH` handle on `name` in `dir`, not following a final symlink.
-pub fn open_path(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+pub(crate) fn open_path(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)
 }
 
 /// The name under which `dir` holds the object with inode number `ino`, if it holds one.
-pub fn find_ino(dir: BorrowedFd<'_>, ino: u64) -> io::Result<Option<CString>> {
+pub(crate) fn find_ino(dir: BorrowedFd<'_>, ino: u64) -> io::Result<Option<CString>> {
     let mut stream = DirStream::open(dir)?;
     while let Some(entry) = stream.next_entry()? {
         if entry.ino == ino && entry.name != b"." && entry.name != b".." {
@@ -68,7 +68,7 @@ pub fn find_ino(dir: BorrowedFd<'_>, ino: u64) -> io::Result<Option<CString>> {
 }
 
 /// Reopens an `O_PATH` handle for I/O with `flags`, through /proc/self/fd.
-pub fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
     let path = proc_fd(fd.as_raw_fd());
     // Truncation arrives as its own setattr once the kernel has checked the open.
     let flags =
@@ -77,87 +77,87 @@ pub fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub fn proc_fd(fd: RawFd) -> CString {
+pub(crate) fn proc_fd(fd: RawFd) -> CString {
     CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL")
 }
 
 /// What `statx` says about one object: its identity and its attributes.
 #[derive(Clone, Copy)]
-pub struct Stat(libc::statx);
+pub(crate) struct Stat(libc::statx);
 
 impl Stat {
-    pub fn ino(&self) -> u64 {
+    pub(crate) fn ino(&self) -> u64 {
         self.0.stx_ino
     }
 
-    pub fn dev(&self) -> u64 {
+    pub(crate) fn dev(&self) -> u64 {
         libc::makedev(self.0.stx_dev_major, self.0.stx_dev_minor)
     }
 
     /// The file type and permission bits.
-    pub fn mode(&self) -> u32 {
+    pub(crate) fn mode(&self) -> u32 {
         u32::from(self.0.stx_mode)
     }
 
     /// The file type bits (`S_IFMT`).
-    pub fn kind(&self) -> u32 {
+    pub(crate) fn kind(&self) -> u32 {
         self.mode() & libc::S_IFMT
     }
 
-    pub fn is_dir(&self) -> bool {
+    pub(crate) fn is_dir(&self) -> bool {
         self.kind() == libc::S_IFDIR
     }
 
     /// The birth time, where the file system records one (it tells a new object that reuses
     /// an inode number from the one before).
-    pub fn btime(&self) -> Option<(i64, u32)> {
+    pub(crate) fn btime(&self) -> Option<(i64, u32)> {
         (self.0.stx_mask & libc::STATX_BTIME != 0)
             .then_some((self.0.stx_btime.tv_sec, self.0.stx_btime.tv_nsec))
     }
 
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.0.stx_size
     }
 
-    pub fn blocks(&self) -> u64 {
+    pub(crate) fn blocks(&self) -> u64 {
         self.0.stx_blocks
     }
 
-    pub fn nlink(&self) -> u32 {
+    pub(crate) fn nlink(&self) -> u32 {
         self.0.stx_nlink
     }
 
-    pub fn uid(&self) -> u32 {
+    pub(crate) fn uid(&self) -> u32 {
         self.0.stx_uid
     }
 
-    pub fn gid(&self) -> u32 {
+    pub(crate) fn gid(&self) -> u32 {
         self.0.stx_gid
     }
 
-    pub fn rdev(&self) -> u64 {
+    pub(crate) fn rdev(&self) -> u64 {
         libc::makedev(self.0.stx_rdev_major, self.0.stx_rdev_minor)
     }
 
-    pub fn blksize(&self) -> u32 {
+    pub(crate) fn blksize(&self) -> u32 {
         self.0.stx_blksize
     }
 
-    pub fn atime(&self) -> (i64, u32) {
+    pub(crate) fn atime(&self) -> (i64, u32) {
         (self.0.stx_atime.tv_sec, self.0.stx_atime.tv_nsec)
     }
 
-    pub fn mtime(&self) -> (i64, u32) {
+    pub(crate) fn mtime(&self) -> (i64, u32) {
         (self.0.stx_mtime.tv_sec, self.0.stx_mtime.tv_nsec)
     }
 
-    pub fn ctime(&self) -> (i64, u32) {
+    pub(crate) fn ctime(&self) -> (i64, u32) {
         (self.0.stx_ctime.tv_sec, self.0.stx_ctime.tv_nsec)
     }
 
     /// The same, with another inode number (for tests of inode number reuse).
     #[cfg(test)]
-    pub fn with_ino(mut self, ino: u64) -> Self {
+    pub(crate) fn with_ino(mut self, ino: u64) -> Self {
         self.0.stx_ino = ino;
         self
     }
@@ -178,34 +178,34 @@ fn statx(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<Stat> {
 }
 
 /// The object behind any fd (an `O_PATH` one included).
-pub fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Stat> {
+pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Stat> {
     statx(fd.as_raw_fd(), EMPTY, libc::AT_EMPTY_PATH)
 }
 
 /// `name` in `dir`, not following a final symlink.
-pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Stat> {
+pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Stat> {
     statx(dir.as_raw_fd(), name, 0)
 }
 
-pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+pub(crate) fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
     cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) }).map(drop)
 }
 
-pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32, rdev: u64) -> io::Result<()> {
+pub(crate) fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32, rdev: u64) -> io::Result<()> {
     cvt(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, rdev) })
         .map(drop)
 }
 
-pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+pub(crate) fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     cvt(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
 }
 
-pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, rmdir: bool) -> io::Result<()> {
+pub(crate) fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, rmdir: bool) -> io::Result<()> {
     let flags = if rmdir { libc::AT_REMOVEDIR } else { 0 };
     cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
 }
 
-pub fn renameat2(
+pub(crate) fn renameat2(
     old_dir: BorrowedFd<'_>,
     old: &CStr,
     new_dir: BorrowedFd<'_>,
@@ -225,7 +225,7 @@ pub fn renameat2(
 }
 
 /// A hard link to the object behind an `O_PATH` handle.
-pub fn link_fd(fd: BorrowedFd<'_>, new_dir: BorrowedFd<'_>, new: &CStr) -> io::Result<()> {
+pub(crate) fn link_fd(fd: BorrowedFd<'_>, new_dir: BorrowedFd<'_>, new: &CStr) -> io::Result<()> {
     let ret = unsafe {
         libc::linkat(
             fd.as_raw_fd(),
@@ -252,7 +252,7 @@ pub fn link_fd(fd: BorrowedFd<'_>, new_dir: BorrowedFd<'_>, new: &CStr) -> io::R
     .map(drop)
 }
 
-pub fn readlink(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+pub(crate) fn readlink(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
     let n = cvt_size(unsafe {
         libc::readlinkat(
@@ -267,17 +267,17 @@ pub fn readlink(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
 }
 
 /// The path the kernel has for an open fd (follows renames; " (deleted)" once unlinked).
-pub fn fd_path(fd: RawFd) -> io::Result<std::path::PathBuf> {
+pub(crate) fn fd_path(fd: RawFd) -> io::Result<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{fd}"))
 }
 
-pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+pub(crate) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     let path = proc_fd(fd.as_raw_fd());
     cvt(unsafe { libc::chmod(path.as_ptr(), mode as libc::mode_t) }).map(drop)
 }
 
 /// Changes the owner of `name` in `dir` itself (a symlink, not its target).
-pub fn lchown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn lchown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
     cvt(unsafe {
         libc::fchownat(
             dir.as_raw_fd(),
@@ -290,7 +290,7 @@ pub fn lchown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Re
     .map(drop)
 }
 
-pub fn chown_fd(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+pub(crate) fn chown_fd(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
     let uid = uid.unwrap_or(u32::MAX);
     let gid = gid.unwrap_or(u32::MAX);
     cvt(unsafe {
@@ -305,22 +305,22 @@ pub fn chown_fd(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::R
     .map(drop)
 }
 
-pub fn ftruncate(fd: BorrowedFd<'_>, size: u64) -> io::Result<()> {
+pub(crate) fn ftruncate(fd: BorrowedFd<'_>, size: u64) -> io::Result<()> {
     cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) }).map(drop)
 }
 
 /// `times` as (atime, mtime), each `UTIME_OMIT`, `UTIME_NOW` or a time. Works on an
 /// `O_PATH` handle of a file or directory through /proc/self/fd.
-pub fn utimens_fd(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
+pub(crate) fn utimens_fd(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
     let path = proc_fd(fd.as_raw_fd());
     cvt(unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) }).map(drop)
 }
 
-pub fn futimens(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
+pub(crate) fn futimens(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
     cvt(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) }).map(drop)
 }
 
-pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     cvt_size(unsafe {
         libc::pread(
             fd.as_raw_fd(),
@@ -331,7 +331,7 @@ pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usiz
     })
 }
 
-pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> {
     cvt_size(unsafe {
         libc::pwrite(
             fd.as_raw_fd(),
@@ -342,7 +342,7 @@ pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> 
     })
 }
 
-pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> io::Result<()> {
+pub(crate) fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> io::Result<()> {
     cvt(unsafe {
         if datasync {
             libc::fdatasync(fd.as_raw_fd())
@@ -353,7 +353,7 @@ pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> io::Result<()> {
     .map(drop)
 }
 
-pub fn fallocate(fd: BorrowedFd<'_>, mode: i32, offset: u64, len: u64) -> io::Result<()> {
+pub(crate) fn fallocate(fd: BorrowedFd<'_>, mode: i32, offset: u64, len: u64) -> io::Result<()> {
     cvt(unsafe {
         libc::fallocate(
             fd.as_raw_fd(),
@@ -365,7 +365,7 @@ pub fn fallocate(fd: BorrowedFd<'_>, mode: i32, offset: u64, len: u64) -> io::Re
     .map(drop)
 }
 
-pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: i32) -> io::Result<i64> {
+pub(crate) fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: i32) -> io::Result<i64> {
     let ret = unsafe { libc::lseek(fd.as_raw_fd(), offset, whence) };
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -374,7 +374,7 @@ pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: i32) -> io::Result<i64> {
     }
 }
 
-pub fn copy_file_range(
+pub(crate) fn copy_file_range(
     fd_in: BorrowedFd<'_>,
     off_in: u64,
     fd_out: BorrowedFd<'_>,
@@ -395,14 +395,14 @@ pub fn copy_file_range(
     })
 }
 
-pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
+pub(crate) fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     cvt(unsafe { libc::fstatvfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
     Ok(unsafe { st.assume_init() })
 }
 
 /// Extended attributes go through /proc/self/fd: `O_PATH` handles refuse the f* calls.
-pub fn getxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn getxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     let path = proc_fd(fd.as_raw_fd());
     cvt_size(unsafe {
         libc::getxattr(
@@ -414,12 +414,17 @@ pub fn getxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<u
     })
 }
 
-pub fn listxattr(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn listxattr(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let path = proc_fd(fd.as_raw_fd());
     cvt_size(unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
 }
 
-pub fn setxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+pub(crate) fn setxattr(
+    fd: BorrowedFd<'_>,
+    name: &CStr,
+    value: &[u8],
+    flags: i32,
+) -> io::Result<()> {
     let path = proc_fd(fd.as_raw_fd());
     cvt(unsafe {
         libc::setxattr(
@@ -433,7 +438,7 @@ pub fn setxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> io
     .map(drop)
 }
 
-pub fn removexattr(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+pub(crate) fn removexattr(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     let path = proc_fd(fd.as_raw_fd());
     cvt(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }).map(drop)
 }
@@ -444,7 +449,7 @@ pub fn removexattr(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
 /// not glibc's, which changes every thread of the process); the umask is made per thread (and
 /// zero: the kernel has already applied the caller's) by unsharing this thread's fs
 /// attributes. Everything is put back on drop.
-pub struct Credentials {
+pub(crate) struct Credentials {
     uid: u32,
     gid: u32,
     /// This thread's own supplementary groups, when the caller's were taken on.
@@ -458,7 +463,7 @@ thread_local! {
 impl Credentials {
     /// Takes on the credentials of the caller: user `uid`, group `gid`, and the supplementary
     /// groups of its thread `tid` (0 when unknown).
-    pub fn assume(tid: u32, uid: u32, gid: u32) -> Self {
+    pub(crate) fn assume(tid: u32, uid: u32, gid: u32) -> Self {
         FS_UNSHARED.with(|done| {
             if !done.get() {
                 unsafe {
@@ -540,22 +545,22 @@ fn parse_groups(status: &str) -> Option<Vec<libc::gid_t>> {
 }
 
 /// A directory stream positioned by the cookies (`d_off`) readdir hands to the kernel.
-pub struct DirStream {
+pub(crate) struct DirStream {
     dir: *mut libc::DIR,
 }
 
 // SAFETY: the DIR is only used behind the Mutex of its handle.
 unsafe impl Send for DirStream {}
 
-pub struct DirEntry {
-    pub ino: u64,
-    pub next_offset: u64,
-    pub kind: u8,
-    pub name: Vec<u8>,
+pub(crate) struct DirEntry {
+    pub(crate) ino: u64,
+    pub(crate) next_offset: u64,
+    pub(crate) kind: u8,
+    pub(crate) name: Vec<u8>,
 }
 
 impl DirStream {
-    pub fn open(fd: BorrowedFd<'_>) -> io::Result<Self> {
+    pub(crate) fn open(fd: BorrowedFd<'_>) -> io::Result<Self> {
         let owned = openat(fd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
         let raw = std::os::fd::IntoRawFd::into_raw_fd(owned);
         let dir = unsafe { libc::fdopendir(raw) };
@@ -567,7 +572,7 @@ impl DirStream {
         Ok(Self { dir })
     }
 
-    pub fn seek(&mut self, offset: u64) {
+    pub(crate) fn seek(&mut self, offset: u64) {
         if offset == 0 {
             unsafe { libc::rewinddir(self.dir) };
         } else {
@@ -575,7 +580,7 @@ impl DirStream {
         }
     }
 
-    pub fn next_entry(&mut self) -> io::Result<Option<DirEntry>> {
+    pub(crate) fn next_entry(&mut self) -> io::Result<Option<DirEntry>> {
         unsafe { *libc::__errno_location() = 0 };
         let ent = unsafe { libc::readdir64(self.dir) };
         if ent.is_null() {
@@ -596,7 +601,7 @@ impl DirStream {
         }))
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         unsafe { BorrowedFd::borrow_raw(libc::dirfd(self.dir)) }
     }
 }
@@ -608,7 +613,7 @@ impl Drop for DirStream {
 }
 
 /// A new `O_PATH` handle on the object behind any fd.
-pub fn reopen_path(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+pub(crate) fn reopen_path(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let path = proc_fd(fd.as_raw_fd());
     let fd = cvt(unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
