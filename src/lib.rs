@@ -9,7 +9,7 @@
 //!                          └──────────▶ sync actor ─────────┴──▶ jj-lib (repo/): snapshot,
 //!                                          ▲                     commit on trunk, rebase,
 //!                                          └── writes other mounts' changes back through
-//!                                              each mount, as a client (mount/update.rs)
+//!                                              each mount, as a client (mount/engine.rs)
 //! ```
 //!
 //! - `cli`: one file per subcommand; parse, call the daemon, print.

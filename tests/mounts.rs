@@ -333,3 +333,48 @@ fn watchdog_running(pid: u32) -> bool {
             .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&wanted))
     })
 }
+
+/// A process with its current directory somewhere; killed on drop.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_refused_close_leaves_the_mount_as_it_was_and_names_who_holds_it() {
+    let env = TestEnv::new();
+    let mounts = env.with_mounts(2);
+    let (a, b) = (&mounts[0], &mounts[1]);
+    let holder = Holder(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .current_dir(a)
+            .spawn()
+            .unwrap(),
+    );
+    let err = env.fails(&["close", a.to_str().unwrap()]);
+    assert!(
+        err.contains(&format!("held by pid {} (sleep)", holder.0.id())),
+        "{err}"
+    );
+    assert!(is_mounted(a), "the refused close left the mount in place");
+    let listed = env.list();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed.iter().all(|m| m["health"] == "healthy"),
+        "{listed:?}"
+    );
+    // Still watched and synced, both ways.
+    std::fs::write(a.join("after-refusal.txt"), "from a").unwrap();
+    wait_content(&b.join("after-refusal.txt"), "from a");
+    std::fs::write(b.join("to-a.txt"), "from b").unwrap();
+    wait_content(&a.join("to-a.txt"), "from b");
+    drop(holder);
+    env.ok(&["close", a.to_str().unwrap()]);
+    assert!(!is_mounted(a));
+    assert_eq!(env.list().len(), 1);
+}

@@ -68,7 +68,10 @@ pub(crate) fn file_text(file: &FileChange) -> String {
 /// A path as one line: as it is, or, when it holds a control character, a quote or a
 /// backslash, in double quotes with C escapes (as `git log` shows such names).
 pub(crate) fn quoted(path: &str) -> String {
-    if !path.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+    if !path
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
         return path.to_owned();
     }
     let mut out = String::from("\"");

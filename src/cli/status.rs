@@ -68,7 +68,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         if !repo.skipped.is_empty() {
             println!("  not synced:");
             for skipped in &repo.skipped {
-                println!("    {}: {}", super::history::quoted(&skipped.path), skipped.reason);
+                println!(
+                    "    {}: {}",
+                    super::history::quoted(&skipped.path),
+                    skipped.reason
+                );
             }
         }
         for mount in status.mounts.iter().filter(|m| m.repo == repo.name) {

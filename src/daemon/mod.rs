@@ -163,7 +163,8 @@ fn silence_stderr() {
     }
 }
 
-/// Mounts keep one handle per file the kernel knows about: allow as many as the system does.
+/// Mounts keep a handle per directory the kernel knows and a bounded cache of file handles
+/// (a quarter of this limit, at most 1,024, see `mount::inodes`): allow as many as the system does.
 fn raise_fd_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {

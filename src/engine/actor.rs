@@ -207,6 +207,14 @@ impl Actor {
                     self.debounce.note(now);
                 }
             }
+            Event::Detached { id } => {
+                if let Some(m) = self.mounts.get_mut(&id) {
+                    let problem = m.detached_problem();
+                    tracing::warn!(repo = %self.name, mount = %m.path.display(), "{problem}");
+                    m.problem = Some(problem);
+                    self.publish();
+                }
+            }
             Event::Overflow { id } => {
                 if let Some(m) = self.mounts.get_mut(&id) {
                     m.request_full_scan();
@@ -501,6 +509,7 @@ impl Actor {
                 Event::Mount { .. }
                 | Event::Watch { .. }
                 | Event::Overflow { .. }
+                | Event::Detached { .. }
                 | Event::Operations => {
                     self.handle(event);
                 }

@@ -75,6 +75,10 @@ pub enum Event {
         id: Uuid,
         paths: Vec<PathBuf>,
     },
+    /// A mount ended without jjfs asking (`umount -l` behind its back).
+    Detached {
+        id: Uuid,
+    },
     /// A watcher lost events: rescan that workspace.
     Overflow {
         id: Uuid,

@@ -31,6 +31,10 @@ impl ChangeSink for MountSink {
     fn changed(&self, paths: Vec<PathBuf>) {
         let _ = self.tx.send(Event::Mount { id: self.id, paths });
     }
+
+    fn detached(&self) {
+        let _ = self.tx.send(Event::Detached { id: self.id });
+    }
 }
 
 pub struct MountRuntime {
@@ -109,7 +113,10 @@ impl MountRuntime {
             id: self.id,
             tx: tx.clone(),
         });
-        let options = MountOptions::default();
+        let options = MountOptions {
+            owner: self.owner.map(|o| (o.uid, o.gid)),
+            ..MountOptions::default()
+        };
         let mount =
             Mount::start(&self.path, &self.backing, sink, &options).map_err(|e| e.to_string())?;
         let watch_tx = tx.clone();
@@ -338,13 +345,13 @@ impl MountRuntime {
         }
     }
 
-    /// Unmounts cleanly; fails (and stays mounted) while the mount is busy.
+    /// Unmounts cleanly; fails while the mount is busy, leaving it exactly as it was:
+    /// mounted, watched and synced.
     pub fn unmount(&mut self) -> Result<(), String> {
-        if let Some(mount) = self.mount.take() {
+        if let Some(mount) = &mut self.mount {
+            mount.unmount().map_err(|err| err.to_string())?;
+            self.mount = None;
             self._watcher = None;
-            if let Err(err) = mount.unmount() {
-                return Err(err.to_string());
-            }
         }
         Ok(())
     }

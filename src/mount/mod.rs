@@ -1,30 +1,57 @@
 //! FUSE mounts: each mount serves one backing jj workspace at the user's path through a
-//! passthrough filesystem (`fs`), with kernel passthrough for file data where the kernel and
+//! passthrough filesystem, with kernel passthrough for file data where the kernel and
 //! privileges allow it. Only this module touches fuser.
 //!
 //! A mount reports every change a user makes through it to a `ChangeSink` (the sync engine),
-//! without waiting. The sync engine applies other mounts' changes *through* the mount, as a
-//! client, so that the kernel's caches and every file watcher in the mount see them.
+//! without waiting, and tells it when the mount was detached behind jjfs's back. The sync
+//! engine applies other mounts' changes *through* the mount, as a client, so that the
+//! kernel's caches and every file watcher in the mount see them.
+//!
+//! - `fuse`: the fuser glue (one call into the core and one reply per request).
+//! - `passthrough`: the filesystem's semantics, returning `Result<T, Errno>`.
+//! - `engine`: the sync engine's guarded writes through the mount.
+//! - `inodes`: the inode table (no descriptor per inode) and the names it tracks.
+//! - `sys`: the system calls and per-thread credentials.
+//! - `attach`: noticing a mount detached behind jjfs's back.
+//! - `mount_table`: /proc/self/mountinfo, stale mounts, unmounts that never follow symlinks.
+//! - `holders`: which processes keep a mount busy.
 
-mod fs;
+mod attach;
+mod engine;
+mod fuse;
+mod holders;
 mod inodes;
+mod mount_table;
+mod passthrough;
 mod sys;
-mod update;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 
-use fuser::{BackgroundSession, Config, MountOption, Notifier, Session, SessionACL};
+use fuser::{Config, MountOption, Notifier, Session, SessionACL};
+use nix::errno::Errno;
+use nix::mount::MntFlags;
 
-pub use fs::HIDDEN;
+pub use holders::{Holder, holders};
+pub use mount_table::{abort_stale_mounts, clean_stale, is_mount_point};
+pub use passthrough::HIDDEN;
+
+use passthrough::Shared;
 
 /// Where a mount sends the workspace-relative paths that users changed through it.
 pub trait ChangeSink: Send + Sync + 'static {
     fn changed(&self, paths: Vec<PathBuf>);
+
+    /// The mount stopped being jjfs's mount without jjfs asking (`umount -l` or
+    /// `fusermount3 -uz` behind its back): what is at its path now is not the workspace.
+    /// Called at most once, from the mount-table watcher or the session's thread.
+    fn detached(&self) {}
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +60,9 @@ pub struct MountOptions {
     pub passthrough: bool,
     /// FUSE request threads of the session.
     pub threads: usize,
+    /// Who owns what the sync engine creates through the mount (user, group), when the
+    /// daemon is root; None: the daemon's own user.
+    pub owner: Option<(u32, u32)>,
 }
 
 impl Default for MountOptions {
@@ -43,6 +73,7 @@ impl Default for MountOptions {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(3),
+            owner: None,
         }
     }
 }
@@ -59,12 +90,20 @@ pub enum MountError {
     Unavailable(String),
     #[error("cannot mount {path}: {source}")]
     Mount { path: PathBuf, source: io::Error },
-    #[error("{path} is busy: a process has files open or its current directory in it")]
-    Busy { path: PathBuf },
+    #[error("{path} is busy: {}", describe_holders(holders))]
+    Busy { path: PathBuf, holders: Vec<Holder> },
     #[error("cannot unmount {path}: {source}")]
     Unmount { path: PathBuf, source: io::Error },
     #[error("backing workspace {path}: {source}")]
     Backing { path: PathBuf, source: io::Error },
+}
+
+fn describe_holders(holders: &[Holder]) -> String {
+    if holders.is_empty() {
+        return "a process has files open or its current directory in it".into();
+    }
+    let list: Vec<String> = holders.iter().map(Holder::to_string).collect();
+    format!("held by {}", list.join(", "))
 }
 
 /// The sync engine's side of a mount: it reads the count of users' changes when it plans
@@ -72,7 +111,7 @@ pub enum MountError {
 /// thread; files users changed after the fence are never overwritten.
 #[derive(Clone)]
 pub struct Updater {
-    shared: Arc<fs::Shared>,
+    shared: Arc<Shared>,
 }
 
 impl Updater {
@@ -90,17 +129,18 @@ impl Updater {
 
     /// Ends the update begun on this thread; Err says which user change stopped it.
     pub fn end(&self) -> Result<(), String> {
-        self.shared
-            .updates
-            .end(&self.shared.inodes, self.shared.notifier.get())
+        self.shared.end_update()
     }
 }
 
 /// One live FUSE session.
 pub struct Mount {
     mountpoint: PathBuf,
-    shared: Arc<fs::Shared>,
-    session: Option<BackgroundSession>,
+    /// The mount point as mounted (symlinks resolved), for the mount table and unmounts.
+    canonical: PathBuf,
+    shared: Arc<Shared>,
+    /// The thread running the session; None once unmounted or detached.
+    session: Option<JoinHandle<io::Result<()>>>,
     notifier: Notifier,
 }
 
@@ -117,24 +157,36 @@ impl Mount {
             path: backing.to_owned(),
             source,
         };
+        let mount_err = |source| MountError::Mount {
+            path: mountpoint.to_owned(),
+            source,
+        };
         let root = backing.canonicalize().map_err(backing_err)?;
         let root_fd = std::fs::File::open(&root).map_err(backing_err)?;
         let root_fd = sys::reopen_path(root_fd.as_fd()).map_err(backing_err)?;
-        let root_ino = sys::fstat(root_fd.as_fd()).map_err(backing_err)?.st_ino;
-        let updates = update::Updates::new(&root).map_err(backing_err)?;
-        let shared = Arc::new(fs::Shared {
-            inodes: inodes::InodeTable::new(root_fd, root_ino),
+        let root_st = sys::stat_fd(root_fd.as_fd()).map_err(backing_err)?;
+        let inodes = inodes::InodeTable::new(root_fd, &root_st, inodes::FdCache::shared());
+        let updates = engine::Updates::new(&root, &inodes, options.owner).map_err(backing_err)?;
+        let canonical = mountpoint.canonicalize().map_err(mount_err)?;
+        let attachment = attach::Attachment::new(canonical.clone(), sink.clone());
+        let shared = Arc::new(Shared {
+            inodes,
             root: root.clone(),
             passthrough: AtomicBool::new(false),
             changes: AtomicU64::new(0),
             sink,
             updates,
             notifier: std::sync::OnceLock::new(),
+            attachment: attachment.clone(),
         });
-        let filesystem = fs::PassthroughFs::new(shared.clone(), options.passthrough);
+        let filesystem = fuse::Fuse::new(
+            passthrough::Passthrough::new(shared.clone()),
+            options.passthrough,
+        );
+        let source = mount_table::source_of(&root);
         let mut config = Config::default();
         config.mount_options = vec![
-            MountOption::FSName(format!("jjfs:{}", root.display())),
+            MountOption::FSName(source.clone()),
             MountOption::Subtype("jjfs".into()),
             MountOption::DefaultPermissions,
             MountOption::RW,
@@ -148,20 +200,31 @@ impl Mount {
         // At least two: a handler may wait on the kernel while another serves a lookup.
         config.n_threads = Some(options.threads.max(2));
         config.clone_fd = true;
-        let session =
-            Session::new(filesystem, mountpoint, &config).map_err(|source| MountError::Mount {
-                path: mountpoint.to_owned(),
-                source,
-            })?;
+        let session = Session::new(filesystem, &canonical, &config).map_err(mount_err)?;
         if shared.passthrough.load(Ordering::Relaxed) && !probe_passthrough(&session, &root) {
             shared.passthrough.store(false, Ordering::Relaxed);
         }
         let notifier = session.notifier();
         let _ = shared.notifier.set(notifier.clone());
-        let session = session.spawn().map_err(|source| MountError::Mount {
-            path: mountpoint.to_owned(),
-            source,
-        })?;
+        match mount_table::fuse_connection(&canonical, &source) {
+            Some(minor) => attachment.connected(minor),
+            None => tracing::warn!(
+                mount = %mountpoint.display(),
+                "the new mount is not in the mount table: its detachment will not be noticed"
+            ),
+        }
+        // The session runs on a thread of ours, not fuser's `spawn`: fuser would unmount the
+        // path itself when its handle is dropped (following symlinks, and whatever is
+        // mounted there by then). Here only `Mount` unmounts.
+        let session_attachment = attachment.clone();
+        let session = std::thread::Builder::new()
+            .name("jjfs-fuse".into())
+            .spawn(move || {
+                let result = session.run();
+                session_attachment.session_ended();
+                result
+            })
+            .map_err(mount_err)?;
         tracing::info!(
             mount = %mountpoint.display(),
             backing = %root.display(),
@@ -170,6 +233,7 @@ impl Mount {
         );
         Ok(Self {
             mountpoint: mountpoint.to_owned(),
+            canonical,
             shared,
             session: Some(session),
             notifier,
@@ -185,7 +249,13 @@ impl Mount {
         shared_io_mode(&self.shared)
     }
 
-    /// A handle through which the sync engine writes into this mount (see `update`).
+    /// Whether this is still jjfs's mount at its path: false once it was detached behind
+    /// jjfs's back (see `ChangeSink::detached`), or unmounted.
+    pub fn is_attached(&self) -> bool {
+        self.session.is_some() && self.shared.attachment.is_attached()
+    }
+
+    /// A handle through which the sync engine writes into this mount (see `engine`).
     pub fn updater(&self) -> Updater {
         Updater {
             shared: self.shared.clone(),
@@ -194,72 +264,62 @@ impl Mount {
 
     /// Workspace-relative paths of files that users hold open for writing.
     pub fn user_writers(&self) -> Vec<PathBuf> {
-        self.shared
-            .inodes
-            .with_user_writers()
-            .iter()
-            .filter_map(|inode| {
-                let path = sys::fd_path(inode.fd().as_raw_fd()).ok()?;
-                path.strip_prefix(&self.shared.root)
-                    .ok()
-                    .map(Path::to_owned)
-            })
-            .collect()
+        self.shared.user_writers()
     }
 
     /// Drops the kernel's cached names and attributes for paths changed directly in the
-    /// backing directory (changes made through the mount never need this).
+    /// backing directory (changes made through the mount never need this). Called with no
+    /// lock of the mount held.
     pub fn invalidate(&self, paths: &[PathBuf]) {
         for path in paths {
             let parent_rel = path.parent().unwrap_or(Path::new(""));
             let Some(name) = path.file_name() else {
                 continue;
             };
-            if let Some(parent_ino) = self.known_ino(parent_rel) {
+            if let Some(parent_ino) = self.shared.known_ino(parent_rel) {
                 let _ = self.notifier.inval_entry(fuser::INodeNo(parent_ino), name);
             }
-            if let Some(ino) = self.known_ino(path) {
+            if let Some(ino) = self.shared.known_ino(path) {
                 let _ = self.notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
             }
         }
     }
 
-    /// The FUSE inode of a backing path, if the kernel may have it cached.
-    fn known_ino(&self, rel: &Path) -> Option<u64> {
-        let meta = std::fs::symlink_metadata(self.shared.root.join(rel)).ok()?;
-        let ino = self
-            .shared
-            .inodes
-            .fuse_ino(std::os::unix::fs::MetadataExt::ino(&meta));
-        self.shared.inodes.get(ino).map(|_| ino)
-    }
-
-    /// Unmounts; fails with `Busy` (and stays mounted) while processes use the mount.
-    pub fn unmount(mut self) -> Result<(), MountError> {
-        self.unmount_inner()
-    }
-
-    fn unmount_inner(&mut self) -> Result<(), MountError> {
+    /// Unmounts. While processes use the mount the unmount is refused with `Busy` (naming
+    /// them) and the mount stays exactly as it was: mounted and served.
+    pub fn unmount(&mut self) -> Result<(), MountError> {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
-        match nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::empty()) {
-            Ok(()) => {}
-            Err(nix::errno::Errno::EBUSY) => {
-                self.session = Some(session);
-                return Err(MountError::Busy {
-                    path: self.mountpoint.clone(),
-                });
+        let attachment = &self.shared.attachment;
+        attachment.set_unmounting(true);
+        if attachment.is_attached() {
+            match mount_table::unmount(&self.canonical, MntFlags::empty()) {
+                // EINVAL: unmounted by hand meanwhile.
+                Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
+                Err(err) => {
+                    attachment.set_unmounting(false);
+                    self.session = Some(session);
+                    return Err(match err {
+                        Errno::EBUSY => MountError::Busy {
+                            path: self.mountpoint.clone(),
+                            holders: holders(&self.canonical),
+                        },
+                        err => MountError::Unmount {
+                            path: self.mountpoint.clone(),
+                            source: err.into(),
+                        },
+                    });
+                }
             }
-            // Already gone (unmounted by hand): just wait for the session to end.
-            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
-            Err(err) => {
-                self.session = Some(session);
-                return Err(MountError::Unmount {
-                    path: self.mountpoint.clone(),
-                    source: err.into(),
-                });
-            }
+        }
+        if !attachment.is_attached()
+            && !session.is_finished()
+            && let Some(minor) = attachment.connection()
+        {
+            // Detached behind jjfs's back while a process still holds it: end the session
+            // (that process's calls fail from now on; the mount was gone for everyone else).
+            let _ = mount_table::abort_connection(minor);
         }
         let _ = session.join();
         tracing::info!(mount = %self.mountpoint.display(), "unmounted");
@@ -269,24 +329,33 @@ impl Mount {
     /// Unmounts even while in use (lazily: busy files keep working until closed, then the
     /// mount goes). Used when the daemon stops.
     pub fn detach(mut self) {
-        if let Some(session) = self.session.take() {
-            let _ = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH);
-            drop(session);
+        if self.detach_inner() {
             tracing::info!(mount = %self.mountpoint.display(), "unmounted (detached)");
         }
+    }
+
+    fn detach_inner(&mut self) -> bool {
+        let Some(session) = self.session.take() else {
+            return false;
+        };
+        let attachment = &self.shared.attachment;
+        attachment.set_unmounting(true);
+        if attachment.is_attached() {
+            let _ = mount_table::unmount(&self.canonical, MntFlags::MNT_DETACH);
+        }
+        // The session ends by itself once the last busy file is closed.
+        drop(session);
+        true
     }
 }
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        if let Some(session) = self.session.take() {
-            let _ = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH);
-            drop(session);
-        }
+        self.detach_inner();
     }
 }
 
-fn shared_io_mode(shared: &fs::Shared) -> &'static str {
+fn shared_io_mode(shared: &Shared) -> &'static str {
     if shared.passthrough.load(Ordering::Relaxed) {
         "passthrough"
     } else {
@@ -367,149 +436,5 @@ fn probe_passthrough<FS: fuser::Filesystem>(session: &Session<FS>, root: &Path) 
             );
             false
         }
-    }
-}
-
-/// One line of /proc/self/mountinfo that matters here.
-struct MountEntry {
-    mount_point: PathBuf,
-    /// The minor number of the mount's device (a FUSE connection's id).
-    device_minor: u32,
-    fs_type: String,
-    source: String,
-}
-
-fn mount_table() -> Vec<MountEntry> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    info.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let fields: Vec<&str> = left.split(' ').collect();
-            let mount_point = fields.get(4)?;
-            let device_minor = fields.get(2)?.split_once(':')?.1.parse().ok()?;
-            let mut right = right.split(' ');
-            let fs_type = right.next()?;
-            let source = right.next()?;
-            Some(MountEntry {
-                mount_point: unescape_mount_path(mount_point),
-                device_minor,
-                fs_type: fs_type.to_owned(),
-                source: unescape_mount_path(source).to_string_lossy().into_owned(),
-            })
-        })
-        .collect()
-}
-
-/// Whether `path` is a mount point (live or dead).
-pub fn is_mount_point(path: &Path) -> bool {
-    mount_table().iter().any(|m| m.mount_point == path)
-}
-
-/// Undoes the octal escapes (`\040` for a space) of /proc/self/mountinfo.
-fn unescape_mount_path(raw: &str) -> PathBuf {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && let Ok(code) = u8::from_str_radix(&raw[i + 1..i + 4], 8)
-        {
-            out.push(code);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
-}
-
-/// Removes a jjfs mount of `backing` left at `path` by a daemon that was killed (its
-/// files fail with "transport endpoint is not connected"). The caller holds the daemon lock,
-/// so no live daemon serves it. Returns whether there was one.
-pub fn clean_stale(path: &Path, backing: &Path) -> bool {
-    let source = format!(
-        "jjfs:{}",
-        backing
-            .canonicalize()
-            .unwrap_or_else(|_| backing.to_owned())
-            .display()
-    );
-    let stale = mount_table()
-        .iter()
-        .any(|m| m.mount_point == path && m.fs_type.starts_with("fuse") && m.source == source);
-    if stale {
-        force_unmount(path);
-        tracing::info!(mount = %path.display(), "cleaned up a stale mount");
-    }
-    stale
-}
-
-/// Aborts the FUSE connection of every jjfs mount whose backing workspace is under `home`
-/// (the mounts of a daemon that was killed). A killed daemon whose own thread was waiting
-/// on its mount cannot exit until its connections are aborted: this frees it, and programs
-/// waiting on the mounts get an error. The mounts stay in place, dead ("transport endpoint is
-/// not connected"), so nobody mistakes the empty directory beneath for the files.
-pub fn abort_stale_mounts(home: &Path) {
-    let prefix = format!(
-        "jjfs:{}",
-        home.canonicalize()
-            .unwrap_or_else(|_| home.to_owned())
-            .display()
-    );
-    for m in mount_table() {
-        if m.fs_type.starts_with("fuse") && m.source.starts_with(&prefix) {
-            if abort_connection(m.device_minor).is_err() {
-                // No fusectl: a forced unmount aborts too (and unmounts when not busy).
-                let _ = nix::mount::umount2(&m.mount_point, nix::mount::MntFlags::MNT_FORCE);
-            }
-            tracing::info!(mount = %m.mount_point.display(), "aborted the mount of a killed daemon");
-        }
-    }
-}
-
-/// Aborts FUSE connection `minor` through fusectl. Where fusectl is not mounted (no systemd
-/// mounted it at boot), it is mounted for the abort and unmounted again: the host is left as
-/// it was found.
-fn abort_connection(minor: u32) -> io::Result<()> {
-    let connections = Path::new("/sys/fs/fuse/connections");
-    let abort = connections.join(minor.to_string()).join("abort");
-    let mounted_here = !abort.exists()
-        && nix::mount::mount(
-            Some("fusectl"),
-            connections,
-            Some("fusectl"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .is_ok();
-    let result = std::fs::write(abort, "1");
-    if mounted_here {
-        let _ = nix::mount::umount2(connections, nix::mount::MntFlags::MNT_DETACH);
-    }
-    result
-}
-
-/// A forced unmount aborts the FUSE connection (releasing anything waiting on it); the lazy
-/// one then detaches the mount point even while it is busy.
-fn force_unmount(path: &Path) {
-    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_FORCE);
-    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mount_paths_are_unescaped() {
-        assert_eq!(
-            unescape_mount_path("/a\\040b/caf\u{e9}"),
-            Path::new("/a b/caf\u{e9}")
-        );
-        assert_eq!(unescape_mount_path("/x\\134y"), Path::new("/x\\y"));
     }
 }

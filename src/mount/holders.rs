@@ -1,0 +1,112 @@
+//! Which processes hold a mount busy (so a refused unmount can say who): a current or root
+//! directory, an open file or a mapped file under the mount's path, read from /proc. Reading
+//! these links and maps never reaches the mount itself.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// A process that holds a mount busy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    /// Its command name (`/proc/PID/comm`).
+    pub command: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} ({})", self.pid, self.command)
+    }
+}
+
+/// The processes (other than this one) holding something under `path` (a canonical path),
+/// by pid.
+pub fn holders(path: &Path) -> Vec<Holder> {
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<Holder> = procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me && holds(*pid, path))
+        .map(|pid| Holder {
+            pid,
+            command: std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim_end().to_owned())
+                .unwrap_or_else(|_| "?".into()),
+        })
+        .collect();
+    found.sort_by_key(|h| h.pid);
+    found
+}
+
+/// Whether process `pid` has its current or root directory, an open file or a mapping
+/// under `path`.
+fn holds(pid: u32, path: &Path) -> bool {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let under = |p: &Path| p.starts_with(path);
+    let link_under = |link: PathBuf| std::fs::read_link(link).is_ok_and(|p| under(&p));
+    if link_under(proc.join("cwd")) || link_under(proc.join("root")) {
+        return true;
+    }
+    if let Ok(fds) = std::fs::read_dir(proc.join("fd"))
+        && fds.flatten().any(|fd| link_under(fd.path()))
+    {
+        return true;
+    }
+    std::fs::read(proc.join("maps"))
+        .is_ok_and(|maps| mapped_paths(&maps).any(|p| under(Path::new(p))))
+}
+
+/// The file paths of the mappings in a /proc/PID/maps text.
+fn mapped_paths(maps: &[u8]) -> impl Iterator<Item = &std::ffi::OsStr> {
+    maps.split(|b| *b == b'\n').filter_map(|line| {
+        // address perms offset dev inode, then the path (which may hold spaces).
+        let mut rest = line;
+        for _ in 0..5 {
+            let end = rest.iter().position(|b| *b == b' ')?;
+            rest = &rest[end..];
+            let start = rest.iter().position(|b| *b != b' ')?;
+            rest = &rest[start..];
+        }
+        rest.starts_with(b"/")
+            .then(|| std::ffi::OsStr::from_bytes(rest))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_paths_are_read_from_maps() {
+        let maps = b"55d0c2a00000-55d0c2a28000 r--p 00000000 08:01 1835017    /usr/bin/my prog\n\
+7ffd4a1e0000-7ffd4a201000 rw-p 00000000 00:00 0                          [stack]\n\
+7f1c3c000000-7f1c3c021000 rw-p 00000000 00:00 0 \n";
+        let paths: Vec<_> = mapped_paths(maps).collect();
+        assert_eq!(paths, vec![std::ffi::OsStr::new("/usr/bin/my prog")]);
+    }
+
+    #[test]
+    fn a_process_in_a_directory_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().canonicalize().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&path)
+            .spawn()
+            .unwrap();
+        let found = holders(&path);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            found,
+            vec![Holder {
+                pid: child.id(),
+                command: "sleep".into()
+            }]
+        );
+        assert_eq!(found[0].to_string(), format!("pid {} (sleep)", child.id()));
+    }
+}
