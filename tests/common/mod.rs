@@ -28,9 +28,15 @@ impl Default for TestEnv {
 
 impl TestEnv {
     pub fn new() -> Self {
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// An environment whose home and scratch area live under `base` (for example a small
+    /// tmpfs the test mounted).
+    pub fn new_in(base: &Path) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("jjfs-test-")
-            .tempdir()
+            .tempdir_in(base)
             .unwrap();
         std::fs::create_dir(dir.path().join("work")).unwrap();
         Self {
@@ -433,4 +439,90 @@ pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count()
+}
+
+/// Runs `cmd` to completion, or kills it once `limit` has passed; returns its output and how
+/// long it took, or None when it had to be killed.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Option<(Output, Duration)> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let output = Output {
+                status,
+                stdout: stdout.join().unwrap(),
+                stderr: stderr.join().unwrap(),
+            };
+            return Some((output, start.elapsed()));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl TestEnv {
+    /// Runs `jjfs ARGS`, killing it if it takes longer than `limit` (None then).
+    pub fn run_timed(&self, args: &[&str], limit: Duration) -> Option<(Output, Duration)> {
+        output_within(self.jjfs_cmd().args(args), limit)
+    }
+}
+
+impl TestEnv {
+    /// Starts this environment's daemon with at most `limit` open files (soft and hard), so a
+    /// test can show what happens when it runs short of descriptors.
+    pub fn start_with_fd_limit(&self, limit: u64) {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.jjfs_cmd();
+        cmd.arg("start");
+        // SAFETY: setrlimit is async-signal-safe and touches nothing but the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "jjfs start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid = self.daemon_pid().expect("a daemon runs after start");
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        let hard: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+        assert!(
+            hard <= limit,
+            "the daemon's fd limit was not lowered: {line}"
+        );
+    }
 }
