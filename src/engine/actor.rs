@@ -562,9 +562,10 @@ impl Actor {
                     m.failures += 1;
                     let wait = retry_backoff(m.failures);
                     m.retry_at = Some(now + wait);
-                    // A file vanishing mid-snapshot fails a step; only a failure that keeps
-                    // coming back makes the mount unhealthy. Its old files stay as they were.
-                    if m.failures >= FAILURES_BEFORE_UNHEALTHY {
+                    // A write that failed (a full disk, say) shows at once; other failures
+                    // only when they keep coming back. The old files stay as they were.
+                    let visible = matches!(error, RepoError::Io { .. } | RepoError::Unsafe(_));
+                    if visible || m.failures >= FAILURES_BEFORE_UNHEALTHY {
                         tracing::error!(repo = %self.name, mount = %m.path.display(), "sync failed: {error}");
                         m.problem = Some(format!(
                             "waiting to update: {error}; retried every {} s (details in sync.log)",
