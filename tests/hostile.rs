@@ -1466,15 +1466,9 @@ fn a_file_swapped_for_a_fifo_never_blocks_sync() {
     let swaps = swapper.join().unwrap();
     eprintln!("{round} syncs while files were swapped for FIFOs {swaps} times");
     assert!(round >= 2 && swaps >= 100, "the test did too little");
-    check(
-        round + 1,
-        env.run_timed(&["sync"], Duration::from_secs(30)),
-    );
+    check(round + 1, env.run_timed(&["sync"], Duration::from_secs(30)));
     std::fs::write(a.join("edited.txt"), "the last edit\n").unwrap();
-    check(
-        round + 2,
-        env.run_timed(&["sync"], Duration::from_secs(30)),
-    );
+    check(round + 2, env.run_timed(&["sync"], Duration::from_secs(30)));
     wait_content(&b.join("edited.txt"), "the last edit\n");
     assert_all_healthy(&env);
 }

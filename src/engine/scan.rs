@@ -165,6 +165,8 @@ pub fn changed(root: &Root, paths: &BTreeSet<PathBuf>, filter: &mut dyn ScanFilt
                 if !planner.filter.skips(path, false) {
                     files.insert(path.clone());
                 }
+                // A file where a folder was: the folder's files are gone.
+                gone_dirs.push(path.clone());
             }
             _ => {
                 files.insert(path.clone());

@@ -18,6 +18,7 @@
 //!   the workspace's new commit keeps them as they are on disk, on top of a "held" commit.
 //! - Commits made by the jj CLI in a workspace are rebased onto trunk with it.
 
+mod conflicts;
 mod integrate;
 mod prepare;
 mod sides;

@@ -114,7 +114,8 @@ impl Repository {
     }
 }
 
-/// `base → side` applied onto `onto`, as jj merges when it rebases.
+/// `base → side` applied onto `onto`, as jj merges when it rebases, with the conflicts
+/// kept small (see `conflicts`).
 pub(super) fn merge3(
     onto: &MergedTree,
     base: &MergedTree,
@@ -122,10 +123,12 @@ pub(super) fn merge3(
     onto_label: &str,
     side_label: &str,
 ) -> Result<MergedTree, RepoError> {
-    block_on(MergedTree::merge(Merge::from_vec(vec![
-        (onto.clone(), onto_label.to_owned()),
-        (base.clone(), "base".to_owned()),
+    let (onto, base) = super::conflicts::settle_overwritten(onto, base, side)?;
+    let merged = block_on(MergedTree::merge(Merge::from_vec(vec![
+        (onto, onto_label.to_owned()),
+        (base, "base".to_owned()),
         (side.clone(), side_label.to_owned()),
     ])))
-    .map_err(RepoError::jj)
+    .map_err(RepoError::jj)?;
+    super::conflicts::compact(merged)
 }

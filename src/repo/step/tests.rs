@@ -471,3 +471,49 @@ fn jj_cli_commits_and_a_moved_trunk_are_followed() {
     assert!(h.read(1, "b.md").is_none());
     assert_eq!(h.read(1, "a.md").as_deref(), Some("a\n"));
 }
+
+/// Three mounts writing over the same conflict, round after round: the conflict stays as
+/// small as the last round's writes (it once doubled every round, and so did each step's
+/// time), holding each mount's last version.
+#[test]
+fn conflicts_written_over_again_and_again_stay_small() {
+    let mut h = Harness::new(3);
+    for round in 0..12 {
+        for ws in 0..3 {
+            h.write(ws, "a.txt", &format!("round {round} ws {ws}\n"));
+            h.write(
+                ws,
+                &format!("f{}.txt", round % 4),
+                &format!("r{round} w{ws}\n"),
+            );
+        }
+        let changed = [
+            PathBuf::from("a.txt"),
+            PathBuf::from(format!("f{}.txt", round % 4)),
+        ];
+        let scan = Scan {
+            changed: changed.into(),
+            rescan: BTreeSet::new(),
+        };
+        h.step_with(vec![Some(scan); 3], vec![Vec::new(); 3]);
+        let repo = h.repo.head().unwrap();
+        let trunk = h.repo.trunk_commit(&repo).unwrap().unwrap();
+        assert!(
+            trunk.tree().tree_ids().num_sides() <= 3,
+            "round {round}: {} sides",
+            trunk.tree().tree_ids().num_sides()
+        );
+        let a = h.read(0, "a.txt").unwrap();
+        assert!(
+            a.len() < 400,
+            "round {round}: a.txt grew to {} bytes",
+            a.len()
+        );
+        for ws in 0..3 {
+            assert!(
+                a.contains(&format!("round {round} ws {ws}")),
+                "round {round}: {a}"
+            );
+        }
+    }
+}

@@ -133,6 +133,22 @@ pub fn snapshot(
         };
         match value {
             Some((tree_value, entry)) => {
+                // A file where a folder was (or the reverse): what the state still holds
+                // under it, or at its parent, cannot be on disk any more.
+                let inside: Vec<RepoPathBuf> = state
+                    .paths_under(&repo_path)
+                    .filter(|p| **p != repo_path)
+                    .cloned()
+                    .collect();
+                for gone in inside.into_iter().chain(file_parents(state, &repo_path)) {
+                    state.entries.remove(&gone);
+                    builder.set_or_remove(gone.clone(), Merge::absent());
+                    report
+                        .removed
+                        .push(gone.as_internal_file_string().to_owned());
+                    changed_tree = true;
+                    state.dirty = true;
+                }
                 if path_value(&state.tree, &repo_path)? != tree_value {
                     builder.set_or_remove(repo_path.clone(), tree_value);
                     changed_tree = true;
@@ -162,6 +178,15 @@ pub fn snapshot(
         state.dirty = true;
     }
     Ok(report)
+}
+
+/// The parents of `path` that the state tracks as files (a folder now stands there).
+fn file_parents(state: &WcState, path: &RepoPath) -> Vec<RepoPathBuf> {
+    path.ancestors()
+        .skip(1)
+        .filter(|p| !p.is_root() && state.entry(p).is_some())
+        .map(RepoPath::to_owned)
+        .collect()
 }
 
 /// The value of `path` in `tree`.
