@@ -299,17 +299,28 @@ impl Actor {
         Ok(io_mode)
     }
 
+    /// Closes a mount: unmounts it (refused, and nothing changes, while processes use it),
+    /// then records everything written in its workspace (also what was written while it was
+    /// detached, or between the last sync and the unmount) before the workspace goes.
     fn close(&mut self, id: Uuid) -> Result<(), EngineError> {
         let Some(runtime) = self.mounts.get_mut(&id) else {
             return Err(EngineError::User("no such mount".into()));
         };
-        // Record what was written in the mount before it goes.
-        if runtime.problem.is_none() {
-            runtime.request_full_scan();
-            self.barrier()?;
-        }
-        let runtime = self.mounts.get_mut(&id).expect("still there");
         runtime.unmount().map_err(EngineError::Busy)?;
+        // Unmounted, the workspace is read and written as a plain directory.
+        runtime.problem = None;
+        runtime.retry_at = None;
+        runtime.request_full_scan();
+        self.step_until_settled(false);
+        let runtime = self.mounts.get(&id).expect("still there");
+        if let Some(problem) = &runtime.problem {
+            return Err(EngineError::Failed(format!(
+                "{} is unmounted, but what was written there could not be recorded ({problem}); \
+                 its files are kept in {}: run `jjfs close` again",
+                runtime.path.display(),
+                runtime.backing.display()
+            )));
+        }
         let runtime = self.mounts.remove(&id).expect("still there");
         self.repo
             .forget_workspace(&id)
@@ -481,6 +492,10 @@ impl Actor {
             if let Some(planned) = planned {
                 taken.push((m.id, planned));
             }
+            let held = m.held();
+            if !held.is_empty() {
+                tracing::debug!(mount = %m.path.display(), "held: {held:?}");
+            }
             plans.push(WorkspacePlan {
                 id: m.id,
                 label: m.path.display().to_string(),
@@ -488,7 +503,7 @@ impl Actor {
                 read_root,
                 files,
                 scan,
-                held: m.held(),
+                held,
             });
         }
         if plans.is_empty() && !always {

@@ -167,9 +167,14 @@ impl MountRuntime {
                 if dev.is_none() || dev == parent_dev {
                     return Err(self.detached_problem());
                 }
+                let backing = self
+                    .read_root
+                    .clone()
+                    .ok_or_else(|| format!("{} is not open", self.backing.display()))?;
                 Arc::new(MountFiles::new(
                     root,
                     Arc::new(MountGuard { updater, fence }),
+                    backing,
                 ))
             }
             _ => Arc::new(PlainFiles::new(open(&self.backing)?, self.owner)),

@@ -228,7 +228,8 @@ impl Root {
         }
         let (dir, name) = match self.parent_of(rel) {
             Ok(found) => found,
-            Err(err) if is_missing(&err) => return Ok(None),
+            // A parent that is a file, or a symlink, now: no such path in the workspace.
+            Err(err) if is_missing(&err) || is_unsafe(&err) => return Ok(None),
             Err(err) => return Err(err),
         };
         dir.stat(name)

@@ -27,12 +27,33 @@ pub trait Fence: Send + Sync {
 pub struct MountFiles {
     root: Root,
     fence: Arc<dyn Fence>,
+    /// The backing directory: the mount fences off changes made through it, but an edit
+    /// made in the backing directory itself is only seen there.
+    backing: Arc<Root>,
 }
 
 impl MountFiles {
-    /// `root` is the mount point (opened once, while mounted).
-    pub fn new(root: Root, fence: Arc<dyn Fence>) -> Self {
-        Self { root, fence }
+    /// `root` is the mount point (opened for the step, while mounted).
+    pub fn new(root: Root, fence: Arc<dyn Fence>, backing: Arc<Root>) -> Self {
+        Self {
+            root,
+            fence,
+            backing,
+        }
+    }
+
+    /// Refuses to replace or remove what changed in the backing directory since the step
+    /// looked (the mount's fence covers changes made through the mount).
+    fn check_backing(&self, rel: &Path, expected: Expect) -> Result<(), WriteError> {
+        if expected == Expect::Absent || expected == Expect::Unknown {
+            return Ok(());
+        }
+        let found = self.backing.lstat(rel).map_err(WriteError::io(rel))?;
+        match found {
+            None => Ok(()),
+            Some(st) if expected.matches(Some(&st)) => Ok(()),
+            Some(_) => Err(super::changed(rel)),
+        }
     }
 }
 
@@ -64,6 +85,7 @@ impl Files for MountFiles {
         mode: u32,
         expected: Expect,
     ) -> Result<Stat, WriteError> {
+        self.check_backing(rel, expected)?;
         let (dir, name) = self.root.parent_of(rel).map_err(WriteError::io(rel))?;
         if expected != Expect::Absent {
             // Deferred by the mount: the old file stays until the new one is in place.
@@ -99,6 +121,7 @@ impl Files for MountFiles {
     }
 
     fn write_symlink(&self, rel: &Path, target: &[u8], expected: Expect) -> Result<(), WriteError> {
+        self.check_backing(rel, expected)?;
         let (dir, name) = self.root.parent_of(rel).map_err(WriteError::io(rel))?;
         if expected != Expect::Absent {
             match dir.unlink(name) {
@@ -110,7 +133,8 @@ impl Files for MountFiles {
         dir.symlink(target, name).map_err(mount_error(rel))
     }
 
-    fn remove_file(&self, rel: &Path, _expected: Expect) -> Result<(), WriteError> {
+    fn remove_file(&self, rel: &Path, expected: Expect) -> Result<(), WriteError> {
+        self.check_backing(rel, expected)?;
         let (dir, name) = match self.root.parent_of(rel) {
             Ok(found) => found,
             Err(err) if beneath::is_missing(&err) => return Ok(()),

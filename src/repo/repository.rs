@@ -43,6 +43,8 @@ pub struct Repository {
     pub(super) modes: ModeTable,
     /// The mode of files that arrive with no mode known (the `file_mode` setting).
     pub(super) default_mode: u32,
+    /// Mode changes each workspace has yet to get.
+    pub(super) pending_modes: std::collections::HashMap<Uuid, super::step::PendingModes>,
 }
 
 /// `repos/<name>/jjfs`: jjfs's own per-repo state, beside jj's (never pushed).
@@ -79,6 +81,7 @@ impl Repository {
             states: Default::default(),
             modes: ModeTable::load(&jjfs_dir(root).join("modes")),
             default_mode: crate::modes::default_file_mode(),
+            pending_modes: Default::default(),
         })
     }
 
@@ -222,6 +225,7 @@ impl Repository {
                 default_mode: self.default_mode,
                 marker_style: self.conflict_marker_style,
                 mode_updates: &[],
+                held: &[],
             };
             locked.check_out(&wc.tree(), &cx).map_err(|f| f.error)?;
             let state = locked.finish(repo.op_id())?;
@@ -251,6 +255,7 @@ impl Repository {
             let _ = store.forget(&[name.as_ref()]);
         }
         self.states.remove(id);
+        self.pending_modes.remove(id);
         let _ = std::fs::remove_file(jjfs_dir(&self.root).join("stat").join(id.to_string()));
         Ok(())
     }

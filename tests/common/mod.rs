@@ -66,7 +66,10 @@ impl TestEnv {
         let mut cmd = Command::new(JJFS);
         cmd.env("JJFS_HOME", self.home())
             .env_remove("JJFS_NO_AUTOSTART")
-            .env("JJFS_LOG", "info")
+            .env(
+                "JJFS_LOG",
+                std::env::var("JJFS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.work());
         cmd

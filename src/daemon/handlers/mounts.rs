@@ -152,10 +152,15 @@ pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(
             .map_err(|e| {
                 engine_error(e).with_context(&format!("cannot close {}", mount.path.display()))
             })?,
-        // The repo is gone or broken: there is nothing to record; just clean up.
+        // The repo cannot be loaded: nothing can be recorded, so the workspace's files stay
+        // where they are (not deleted) and only the mount goes.
         Err(_) => {
             mount::clean_stale(&mount.path, &mount.workspace);
-            let _ = std::fs::remove_dir_all(&mount.workspace);
+            tracing::warn!(
+                "closed {} without recording it (its repo is not loaded); its files are kept in {}",
+                mount.path.display(),
+                mount.workspace.display()
+            );
         }
     }
     daemon.update_config(|config| {

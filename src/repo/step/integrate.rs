@@ -16,6 +16,7 @@ use jj_lib::repo_path::RepoPathBuf;
 use super::prepare::{Prepared, merge3};
 use crate::repo::messages;
 use crate::repo::repository::{Repository, workspace_name};
+use crate::repo::working_copy::canonical;
 use crate::repo::{RepoError, block_on};
 
 /// What the transaction did.
@@ -27,6 +28,8 @@ pub(super) struct Integrated {
     pub(super) commits: usize,
     /// Conflicting sides moved aside (`from`, `to`).
     pub(super) kept_both: Vec<(String, String)>,
+    /// Trunk after the step.
+    pub(super) tip: Commit,
 }
 
 impl Repository {
@@ -144,6 +147,7 @@ impl Repository {
                 targets,
                 commits: 0,
                 kept_both: Vec::new(),
+                tip,
             });
         }
         let repo =
@@ -153,6 +157,7 @@ impl Repository {
             targets,
             commits,
             kept_both,
+            tip,
         })
     }
 
@@ -176,13 +181,13 @@ impl Repository {
             else {
                 continue;
             };
-            let disk_value = block_on(p.content.path_value(&repo_path)).map_err(RepoError::jj)?;
             let tip_value = block_on(tip.tree().path_value(&repo_path)).map_err(RepoError::jj)?;
-            let old_value = block_on(on_disk.path_value(&repo_path)).map_err(RepoError::jj)?;
-            // Only a path whose content would change on disk needs holding.
-            if tip_value != old_value {
+            let on_disk_value = block_on(on_disk.path_value(&repo_path)).map_err(RepoError::jj)?;
+            // Only a path whose file would change needs holding; it keeps exactly what is on
+            // disk (for a stale workspace, not the merge of it: that would be written).
+            if canonical(&tip_value) != canonical(&on_disk_value) {
                 held_paths.push(repo_path.as_internal_file_string().to_owned());
-                builder.set_or_remove(repo_path, disk_value);
+                builder.set_or_remove(repo_path, on_disk_value);
             }
         }
         let name = workspace_name(&p.plan.id);

@@ -39,6 +39,7 @@ use super::working_copy::{Scan, StatePaths};
 use crate::files::{Files, Root, Stat};
 
 pub use sides::{CONFLICT_SUFFIX, is_conflict_copy};
+pub(crate) use write::PendingModes;
 
 /// What to do with one workspace in a sync step.
 #[derive(Clone)]
@@ -147,6 +148,14 @@ impl Repository {
         };
         report.commits = integrated.commits;
         report.kept_both = integrated.kept_both;
+        for (from, to) in &report.kept_both {
+            if let Some(mode) = self.modes.get(from) {
+                self.modes.record(to, mode);
+            }
+        }
+        // A mount's deletion forgets a mode only if the path is gone from trunk too (a
+        // merge may keep it).
+        self.forget_modes(&prepared, &integrated.tip.tree());
         self.set_current(integrated.repo.clone());
         let results = self.write_all(
             prepared,

@@ -25,7 +25,9 @@ pub(super) struct Prepared {
     /// Someone else rewrote its working-copy commit since its files were written.
     pub(super) stale: bool,
     /// Permission bits of the files the snapshot read.
-    pub(super) modes: Vec<(String, u32)>,
+    pub(super) modes: Vec<(String, u32, bool)>,
+    /// Permission bits of the files a rescan found unchanged (and their tree's exec bit).
+    pub(super) clean_modes: Vec<(String, u32, bool)>,
     /// Tracked paths the snapshot found gone.
     pub(super) removed: Vec<String>,
     pub(super) sync: WorkspaceSync,
@@ -54,13 +56,15 @@ impl Repository {
         let mut locked = LockedWorkingCopy::lock(&store, &plan.state, cached)?;
         let base = locked.tree().clone();
         let mut sync = WorkspaceSync::default();
-        let (mut modes, mut removed) = (Vec::new(), Vec::new());
+        let (mut modes, mut removed, mut clean_modes) = (Vec::new(), Vec::new(), Vec::new());
         if let Some(scan) = &plan.scan {
-            let report = locked.snapshot(&plan.read_root, &store, scan)?;
+            let report =
+                locked.snapshot(&plan.read_root, &store, scan, self.conflict_marker_style)?;
             sync.skipped = report.skipped;
             sync.read = report.read;
             modes = report.modes;
             removed = report.removed;
+            clean_modes = report.clean_modes;
         }
         let disk = locked.tree().clone();
         let stale = wc.tree().tree_ids_and_labels() != base.tree_ids_and_labels();
@@ -86,31 +90,100 @@ impl Repository {
             content,
             stale,
             modes,
+            clean_modes,
             removed,
             sync,
         })
     }
 
     /// Takes the modes the snapshots saw into the repo's table; returns the files whose mode
-    /// changed (a chmod with no other change), with the workspace it changed in, so that it
-    /// reaches the others.
-    pub(super) fn record_modes(&mut self, prepared: &[Prepared]) -> Vec<(String, u32, uuid::Uuid)> {
-        let mut changed = Vec::new();
+    /// changed, with their final mode (the last snapshot's, when two mounts changed it in
+    /// the same step) and the workspaces that already have it, so that it reaches the
+    /// others.
+    pub(super) fn record_modes(&mut self, prepared: &[Prepared]) -> Vec<ModeChange> {
+        let mut changed: std::collections::BTreeMap<String, Vec<(uuid::Uuid, u32)>> =
+            Default::default();
         for p in prepared {
-            for path in &p.removed {
-                self.modes.forget(path);
+            for (path, mode, _) in &p.modes {
+                let mode = *mode & crate::modes::TRAVELLING_BITS;
+                let was_changed = self.modes.record(path, mode);
+                if was_changed || changed.contains_key(path) {
+                    changed
+                        .entry(path.clone())
+                        .or_default()
+                        .push((p.plan.id, mode));
+                }
             }
-            for (path, mode) in &p.modes {
-                if self.modes.record(path, *mode) {
-                    changed.push((
-                        path.clone(),
-                        *mode & crate::modes::TRAVELLING_BITS,
-                        p.plan.id,
-                    ));
+        }
+        // A file read whose executable bit the tree does not share (jj keeps a conflict's
+        // own bits) gets the tree's, in its own mount too.
+        for p in prepared {
+            for (path, mode, executable) in &p.modes {
+                let Some(want) = self.modes.get(path) else {
+                    continue;
+                };
+                let want = crate::modes::with_executable(want, *executable);
+                if want != mode & crate::modes::TRAVELLING_BITS {
+                    self.pending_modes
+                        .entry(p.plan.id)
+                        .or_default()
+                        .insert(path.clone(), want);
+                }
+            }
+        }
+        // A file a rescan found unchanged but with a mode other than the repo's missed an
+        // update: it gets the repo's mode.
+        for p in prepared {
+            for (path, mode, executable) in &p.clean_modes {
+                let Some(want) = self.modes.get(path) else {
+                    // Not known yet: the first workspace (in a fixed order) tells.
+                    self.modes.record(path, *mode);
+                    continue;
+                };
+                let want = crate::modes::with_executable(want, *executable);
+                if want != mode & crate::modes::TRAVELLING_BITS && !changed.contains_key(path) {
+                    self.pending_modes
+                        .entry(p.plan.id)
+                        .or_default()
+                        .insert(path.clone(), want);
                 }
             }
         }
         changed
+            .into_iter()
+            .filter_map(|(path, seen)| {
+                let mode = self.modes.get(&path)?;
+                let have = seen
+                    .iter()
+                    .filter(|(_, m)| *m == mode)
+                    .map(|(id, _)| *id)
+                    .collect();
+                Some(ModeChange { path, mode, have })
+            })
+            .collect()
+    }
+}
+
+/// A file's mode changed (a chmod): every workspace but those in `have` is to set it.
+pub(super) struct ModeChange {
+    pub(super) path: String,
+    pub(super) mode: u32,
+    pub(super) have: Vec<uuid::Uuid>,
+}
+
+impl Repository {
+    /// Forgets the modes of paths the snapshots found removed that `tree` (a new working
+    /// copy on trunk) does not hold either.
+    pub(super) fn forget_modes(&mut self, prepared: &[Prepared], tree: &MergedTree) {
+        for path in prepared.iter().flat_map(|p| &p.removed) {
+            let Ok(repo_path) = jj_lib::repo_path::RepoPathBuf::from_internal_string(path.as_str())
+            else {
+                continue;
+            };
+            if block_on(tree.path_value(&repo_path)).is_ok_and(|v| v.is_absent()) {
+                self.modes.forget(path);
+            }
+        }
     }
 }
 

@@ -11,13 +11,13 @@ use jj_lib::repo::ReadonlyRepo;
 use jj_lib::repo_path::RepoPathBuf;
 use uuid::Uuid;
 
-use super::prepare::Prepared;
+use super::prepare::{ModeChange, Prepared};
 use super::{WorkspaceFailed, WorkspaceResult};
 use crate::repo::repository::Repository;
 use crate::repo::working_copy::{CheckoutContext, WcState};
 
-/// A file's mode changed in one workspace (and nothing else): set it in the others.
-pub(super) type ModeChange = (String, u32, Uuid);
+/// Mode changes a workspace has yet to get (until a check-out applies them).
+pub(crate) type PendingModes = std::collections::BTreeMap<String, u32>;
 
 impl Repository {
     pub(super) fn write_all(
@@ -27,6 +27,18 @@ impl Repository {
         repo: &Arc<ReadonlyRepo>,
         mode_changes: &[ModeChange],
     ) -> Vec<(Uuid, WorkspaceResult)> {
+        // Each workspace but the one it happened in gets the change, and keeps it pending
+        // until a check-out of it succeeds.
+        for p in &prepared {
+            let pending = self.pending_modes.entry(p.plan.id).or_default();
+            for change in mode_changes {
+                if change.have.contains(&p.plan.id) {
+                    pending.remove(&change.path);
+                } else {
+                    pending.insert(change.path.clone(), change.mode);
+                }
+            }
+        }
         let op_id = repo.op_id().clone();
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get() * 2)
@@ -42,7 +54,8 @@ impl Repository {
                         let job = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
                         let Some((p, target)) = job else { break };
                         let id = p.plan.id;
-                        let (result, state) = this.write_one(p, &target, &op_id, mode_changes);
+                        let pending = this.pending_modes.get(&id).cloned().unwrap_or_default();
+                        let (result, state) = this.write_one(p, &target, &op_id, &pending);
                         results
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -56,19 +69,23 @@ impl Repository {
             if let Some(state) = state {
                 self.states.insert(id, state);
             }
+            if let (Ok(sync), Some(pending)) = (&result, self.pending_modes.get_mut(&id)) {
+                // What is still held waits; the rest was set (or written with its mode).
+                pending.retain(|path, _| sync.held.iter().any(|h| h == path));
+            }
             out.push((id, result));
         }
         out
     }
 
     /// Checks `target` out into one workspace. Returns the result and the state to keep
-    /// (None after a failure: it is read again from disk next time).
+    /// (None when it could not be saved: it is read again from disk next time).
     fn write_one(
         &self,
         p: Prepared,
         target: &Commit,
         op_id: &jj_lib::op_store::OperationId,
-        mode_changes: &[ModeChange],
+        pending_modes: &PendingModes,
     ) -> (WorkspaceResult, Option<WcState>) {
         let Prepared {
             plan,
@@ -76,7 +93,9 @@ impl Repository {
             mut sync,
             ..
         } = p;
-        let modes = self.modes_for(plan.id, mode_changes, &locked.state);
+        let mut modes = modes_for(pending_modes, &locked.state);
+        // A file a user holds open keeps what it has, its mode too.
+        modes.retain(|(path, _)| !plan.held.contains(path));
         let cx = CheckoutContext {
             store: self.loader.store(),
             files: plan.files.as_ref(),
@@ -85,17 +104,23 @@ impl Repository {
             default_mode: self.default_mode,
             marker_style: self.conflict_marker_style,
             mode_updates: &modes,
+            held: &plan.held,
         };
         match locked.check_out(&target.tree(), &cx) {
             Ok(report) => sync.written = report.touched,
             Err(failed) => {
-                return (
-                    Err(WorkspaceFailed {
-                        error: failed.error,
-                        touched: failed.touched,
-                    }),
-                    None,
-                );
+                let state = match locked.keep() {
+                    Ok(state) => Some(state),
+                    Err(err) => {
+                        tracing::warn!("cannot save a workspace's state: {err}");
+                        None
+                    }
+                };
+                let failed = WorkspaceFailed {
+                    error: failed.error,
+                    touched: failed.touched,
+                };
+                return (Err(failed), state);
             }
         }
         match locked.finish(op_id) {
@@ -103,24 +128,23 @@ impl Repository {
             Err(error) => (Err(error.into()), None),
         }
     }
+}
 
-    /// The mode changes another workspace made to files this one has.
-    fn modes_for(&self, id: Uuid, changes: &[ModeChange], state: &WcState) -> Vec<(PathBuf, u32)> {
-        changes
-            .iter()
-            .filter(|(_, _, from)| *from != id)
-            .filter_map(|(path, mode, _)| {
-                let repo_path = RepoPathBuf::from_internal_string(path.as_str()).ok()?;
-                let entry = state.entry(&repo_path)?;
-                let executable = matches!(
-                    entry.kind,
-                    crate::repo::working_copy::state::EntryKind::File { executable: true }
-                );
-                Some((
-                    PathBuf::from(path),
-                    crate::modes::with_executable(*mode, executable),
-                ))
-            })
-            .collect()
-    }
+/// The pending mode changes of files this workspace has, with their executable bit.
+fn modes_for(pending: &PendingModes, state: &WcState) -> Vec<(PathBuf, u32)> {
+    pending
+        .iter()
+        .filter_map(|(path, mode)| {
+            let repo_path = RepoPathBuf::from_internal_string(path.as_str()).ok()?;
+            let entry = state.entry(&repo_path)?;
+            let executable = matches!(
+                entry.kind,
+                crate::repo::working_copy::state::EntryKind::File { executable: true }
+            );
+            Some((
+                PathBuf::from(path),
+                crate::modes::with_executable(*mode, executable),
+            ))
+        })
+        .collect()
 }

@@ -25,6 +25,7 @@ use jj_lib::conflicts::{
 };
 use jj_lib::matchers::PrefixMatcher;
 use jj_lib::merged_tree::MergedTree;
+use jj_lib::merged_tree_builder::MergedTreeBuilder;
 use jj_lib::repo_path::RepoPathBuf;
 use jj_lib::store::Store;
 
@@ -47,6 +48,8 @@ pub struct CheckoutContext<'a> {
     pub marker_style: ConflictMarkerStyle,
     /// Files whose mode changed elsewhere (a chmod, no content change), with their new mode.
     pub mode_updates: &'a [(PathBuf, u32)],
+    /// Files a user holds open for writing: never touched.
+    pub held: &'a [PathBuf],
 }
 
 /// What a check-out did.
@@ -70,8 +73,10 @@ struct Change {
     after: jj_lib::merge::Merge<Option<TreeValue>>,
 }
 
-/// Writes `target` into the workspace and records it in `state`. On failure the state is
-/// left as it was before (the caller drops it and reads it again from disk).
+/// Writes `target` into the workspace and records it in `state`. When it stops part way,
+/// the state records exactly what was done (its tree is then neither the old one nor the
+/// target, so the next step sees the workspace as stale and merges), and the error says
+/// which paths were touched.
 pub fn check_out(
     state: &mut WcState,
     target: &MergedTree,
@@ -81,7 +86,26 @@ pub fn check_out(
         error,
         touched: Vec::new(),
     };
-    let changes = diff(&state.tree, target, &state.sparse).map_err(fail)?;
+    let mut changes = diff(&state.tree, target, &state.sparse).map_err(fail)?;
+    for path in std::mem::take(&mut state.rewrite) {
+        if changes.iter().any(|c| c.path == path) {
+            continue;
+        }
+        if cx.held.contains(&fs_path(&path)) {
+            state.rewrite.insert(path);
+            continue;
+        }
+        let after = crate::repo::working_copy::snapshot::path_value(target, &path).map_err(fail)?;
+        if after.is_present() {
+            let before = crate::repo::working_copy::snapshot::path_value(&state.tree, &path)
+                .map_err(fail)?;
+            changes.push(Change {
+                path,
+                before,
+                after,
+            });
+        }
+    }
     if changes.is_empty() && cx.mode_updates.is_empty() {
         if state.tree.tree_ids_and_labels() != target.tree_ids_and_labels() {
             state.tree = target.clone();
@@ -98,16 +122,23 @@ pub fn check_out(
     let mut writer = Writer {
         cx,
         state,
-        target,
         touched: Vec::new(),
-        written: HashMap::new(),
+        done: Vec::new(),
         emptied_dirs: BTreeSet::new(),
     };
     let applied = writer.apply(&changes);
     let ended = cx.files.end();
+    tracing::debug!(
+        root = %cx.files.root().path().display(),
+        "check-out: {} change(s), done {:?}, result {:?} / {:?}",
+        changes.len(),
+        writer.done.iter().map(|(p, w)| (p, w.is_some())).collect::<Vec<_>>(),
+        applied.as_ref().err(),
+        ended.as_ref().err()
+    );
     let Writer {
         touched,
-        written,
+        done,
         emptied_dirs,
         ..
     } = writer;
@@ -116,35 +147,50 @@ pub fn check_out(
         // The mount's verdict first: a tripped update is a Busy, whatever failed after it.
         (_, Err(err)) | (Err(err), Ok(())) => Some(err),
     };
-    if let Some(err) = error {
+    if error.is_none() {
+        for dir in emptied_dirs.iter().rev() {
+            remove_empty_parents(cx.files, dir);
+        }
+    }
+    let mut report = CheckoutReport::default();
+    let mut partial = error
+        .is_some()
+        .then(|| MergedTreeBuilder::new(state.tree.clone()));
+    for (path, written) in done {
+        let stat = cx.state_root.lstat(&path).ok().flatten();
+        let repo_path = repo_path_of(&path);
+        match &written {
+            Some(kind) => {
+                // Written, then perhaps gone again before we looked (a user removed it:
+                // the mount reports that): a placeholder makes the next snapshot look.
+                let mut entry = match &stat {
+                    Some(st) => Entry::seen(kind.kind, st),
+                    None => Entry::placeholder(kind.kind),
+                };
+                entry.conflict_marker_len = kind.marker_len;
+                state.entries.insert(repo_path.clone(), entry);
+            }
+            None => {
+                state.entries.remove(&repo_path);
+            }
+        }
+        if let Some(builder) = &mut partial {
+            let value = match written {
+                Some(_) => crate::repo::working_copy::snapshot::path_value(target, &repo_path)
+                    .map_err(fail)?,
+                None => jj_lib::merge::Merge::absent(),
+            };
+            builder.set_or_remove(repo_path, value);
+        }
+        report.touched.push((path, stat));
+    }
+    state.dirty = true;
+    if let (Some(err), Some(builder)) = (error, partial) {
+        state.tree = block_on(builder.write_tree()).map_err(|e| fail(RepoError::jj(e)))?;
         return Err(CheckoutFailed {
             error: write_error(err),
             touched,
         });
-    }
-    for dir in emptied_dirs.iter().rev() {
-        remove_empty_parents(cx.files, dir);
-    }
-    let mut report = CheckoutReport::default();
-    for path in touched {
-        let stat = cx.state_root.lstat(&path).ok().flatten();
-        let repo_path = repo_path_of(&path);
-        match (written.get(&path), &stat) {
-            (Some(kind), Some(st)) => {
-                let mut entry = Entry::seen(kind.kind, st);
-                entry.conflict_marker_len = kind.marker_len;
-                state.entries.insert(repo_path, entry);
-            }
-            (Some(_), None) => {
-                // Written, then gone again before we looked (a user removed it through the
-                // mount, which reports it): forget it, the next snapshot settles it.
-                state.entries.remove(&repo_path);
-            }
-            (None, _) => {
-                state.entries.remove(&repo_path);
-            }
-        }
-        report.touched.push((path, stat));
     }
     // The folders the check-out created, emptied or removed: the watcher's events for them
     // are echoes too.
@@ -159,7 +205,6 @@ pub fn check_out(
         report.touched.push((dir, stat));
     }
     state.tree = target.clone();
-    state.dirty = true;
     Ok(report)
 }
 
@@ -172,10 +217,10 @@ struct Written {
 struct Writer<'a, 'c> {
     cx: &'a CheckoutContext<'c>,
     state: &'a mut WcState,
-    target: &'a MergedTree,
-    /// Every path changed so far, in order.
+    /// Every path the check-out tried to change, in order.
     touched: Vec<PathBuf>,
-    written: HashMap<PathBuf, Written>,
+    /// What it did: paths written (with what) or removed (None), in order.
+    done: Vec<(PathBuf, Option<Written>)>,
     /// Directories that lost a file: removed at the end if empty.
     emptied_dirs: BTreeSet<PathBuf>,
 }
@@ -190,7 +235,7 @@ impl Writer<'_, '_> {
             self.apply_one(change)?;
         }
         for (path, mode) in self.cx.mode_updates {
-            if self.written.contains_key(path) {
+            if self.done.iter().any(|(done, _)| done == path) {
                 continue;
             }
             let repo_path = repo_path_of(path);
@@ -201,8 +246,8 @@ impl Writer<'_, '_> {
                 (entry.kind, entry.expect(), entry.conflict_marker_len);
             self.touched.push(path.clone());
             self.cx.files.set_mode(path, *mode, expect)?;
-            self.written
-                .insert(path.clone(), Written { kind, marker_len });
+            self.done
+                .push((path.clone(), Some(Written { kind, marker_len })));
         }
         Ok(())
     }
@@ -220,11 +265,13 @@ impl Writer<'_, '_> {
         let path = fs_path(&change.path);
         let expect = self.expect(change);
         let name = change.path.as_internal_file_string();
+        // Conflicts are written without their sides' labels, so that the same conflict is
+        // the same text in every mount, whichever merge the labels came from.
         let materialized = block_on(materialize_tree_value(
             self.cx.store,
             &change.path,
-            change.after.clone(),
-            self.target.labels(),
+            super::canonical(&change.after),
+            &jj_lib::conflict_labels::ConflictLabels::unlabeled(),
         ))
         .map_err(|e| io_error(&path, e))?;
         match materialized {
@@ -235,6 +282,7 @@ impl Writer<'_, '_> {
                     if let Some(parent) = path.parent() {
                         self.emptied_dirs.insert(parent.to_owned());
                     }
+                    self.done.push((path, None));
                 }
             }
             MaterializedTreeValue::File(mut file) => {
@@ -254,24 +302,19 @@ impl Writer<'_, '_> {
                     let mut reader = BlockingReader(&mut file.reader);
                     self.cx.files.write_file(&path, &mut reader, mode, expect)?;
                 }
-                self.written.insert(
+                self.done.push((
                     path,
-                    Written {
+                    Some(Written {
                         kind,
                         marker_len: None,
-                    },
-                );
+                    }),
+                ));
             }
             MaterializedTreeValue::FileConflict(file) => {
-                let marker_len = choose_materialized_conflict_marker_len(&file.contents);
-                let options = ConflictMaterializeOptions {
-                    marker_style: self.cx.marker_style,
-                    marker_len: Some(marker_len),
-                    merge: self.cx.store.merge_options().clone(),
-                };
-                let contents =
-                    materialize_merge_result_to_bytes(&file.contents, &file.labels, &options);
-                let executable = file.executable.unwrap_or(false);
+                let (contents, marker_len) =
+                    conflict_text(&file, self.cx.store, self.cx.marker_style);
+                let executable =
+                    crate::repo::working_copy::snapshot::tree_executable(&change.after);
                 let mode = self
                     .cx
                     .modes
@@ -281,13 +324,13 @@ impl Writer<'_, '_> {
                 self.cx
                     .files
                     .write_file(&path, &mut &contents[..], mode, expect)?;
-                self.written.insert(
+                self.done.push((
                     path,
-                    Written {
+                    Some(Written {
                         kind: EntryKind::File { executable },
                         marker_len: Some(marker_len as u32),
-                    },
-                );
+                    }),
+                ));
             }
             MaterializedTreeValue::Symlink { target, .. } => {
                 self.prepare_place(&path)?;
@@ -295,13 +338,13 @@ impl Writer<'_, '_> {
                 self.cx
                     .files
                     .write_symlink(&path, target.as_bytes(), expect)?;
-                self.written.insert(
+                self.done.push((
                     path,
-                    Written {
+                    Some(Written {
                         kind: EntryKind::Symlink,
                         marker_len: None,
-                    },
-                );
+                    }),
+                ));
             }
             MaterializedTreeValue::OtherConflict { id, labels } => {
                 // Conflicts between a file and a folder are resolved before they get here
@@ -314,24 +357,24 @@ impl Writer<'_, '_> {
                 self.cx
                     .files
                     .write_file(&path, &mut contents.as_bytes(), mode, expect)?;
-                self.written.insert(
+                self.done.push((
                     path,
-                    Written {
+                    Some(Written {
                         kind: EntryKind::File { executable: false },
                         marker_len: None,
-                    },
-                );
+                    }),
+                ));
             }
             MaterializedTreeValue::GitSubmodule(_) => {
                 self.cx.files.make_dirs(&path)?;
                 self.touched.push(path.clone());
-                self.written.insert(
+                self.done.push((
                     path,
-                    Written {
+                    Some(Written {
                         kind: EntryKind::GitSubmodule,
                         marker_len: None,
-                    },
-                );
+                    }),
+                ));
             }
             MaterializedTreeValue::Tree(_) => {}
         }
@@ -406,15 +449,27 @@ impl Writer<'_, '_> {
                     ..
                 }
             );
+            // The moved file keeps its old mode; it gets the one known for its new name.
+            let mode = self.cx.modes.mode_for(
+                c.path.as_internal_file_string(),
+                executable,
+                self.cx.default_mode,
+            );
+            if let Ok(Some(st)) = self.cx.files.root().lstat(&to_path)
+                && st.mode & crate::modes::TRAVELLING_BITS != mode
+            {
+                self.cx.files.set_mode(&to_path, mode, Expect::Unknown)?;
+            }
             self.touched.push(from_path.clone());
             self.touched.push(to_path.clone());
-            self.written.insert(
+            self.done.push((from_path.clone(), None));
+            self.done.push((
                 to_path,
-                Written {
+                Some(Written {
                     kind: EntryKind::File { executable },
                     marker_len: None,
-                },
-            );
+                }),
+            ));
             if let Some(parent) = from_path.parent() {
                 self.emptied_dirs.insert(parent.to_owned());
             }
@@ -423,6 +478,24 @@ impl Writer<'_, '_> {
         }
         Ok(moved)
     }
+}
+
+/// A file conflict as jjfs writes it into a mount (and expects to find it): jj's markers,
+/// without labels, with a marker length that no line of the sides is mistaken for.
+pub(crate) fn conflict_text(
+    file: &jj_lib::conflicts::MaterializedFileConflictValue,
+    store: &Store,
+    style: ConflictMarkerStyle,
+) -> (Vec<u8>, usize) {
+    let marker_len = choose_materialized_conflict_marker_len(&file.contents);
+    let options = ConflictMaterializeOptions {
+        marker_style: style,
+        marker_len: Some(marker_len),
+        merge: store.merge_options().clone(),
+    };
+    let labels = jj_lib::conflict_labels::ConflictLabels::unlabeled();
+    let text = materialize_merge_result_to_bytes(&file.contents, &labels, &options);
+    (text.to_vec(), marker_len)
 }
 
 /// Removes `dir` if it is an empty folder tree (folders holding only empty folders).
@@ -464,6 +537,11 @@ fn diff(
     let mut changes = Vec::with_capacity(entries.len());
     for entry in entries {
         let values = entry.values.map_err(RepoError::jj)?;
+        // The same value in another shape (a conflict padded to more sides, or with its
+        // sides in another order) is no change.
+        if super::canonical(&values.before) == super::canonical(&values.after) {
+            continue;
+        }
         changes.push(Change {
             path: entry.path,
             before: values.before,

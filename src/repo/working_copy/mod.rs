@@ -16,7 +16,9 @@ pub mod state;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use jj_lib::backend::TreeValue;
 use jj_lib::lock::FileLock;
+use jj_lib::merge::Merge;
 use jj_lib::merged_tree::MergedTree;
 use jj_lib::object_id::ObjectId as _;
 use jj_lib::op_store::OperationId;
@@ -30,6 +32,23 @@ pub use state::WcState;
 
 use super::RepoError;
 use crate::files::Root;
+
+/// A tree value in a canonical form: a conflict's sides (and bases) sorted, with pairs that
+/// cancel out dropped. A conflict is a sum of sides less its bases, so their order carries
+/// no meaning, but jj writes the sides into a file in that order: merges made in different
+/// orders would show the same conflict as different text in different mounts.
+pub fn canonical(value: &Merge<Option<TreeValue>>) -> Merge<Option<TreeValue>> {
+    let value = value.clone().simplify();
+    if value.is_resolved() {
+        return value;
+    }
+    let key = |v: &&Option<TreeValue>| format!("{v:?}");
+    let mut adds: Vec<&Option<TreeValue>> = value.adds().collect();
+    let mut removes: Vec<&Option<TreeValue>> = value.removes().collect();
+    adds.sort_by_key(key);
+    removes.sort_by_key(key);
+    Merge::from_removes_adds(removes.into_iter().cloned(), adds.into_iter().cloned())
+}
 
 /// Where one workspace keeps its jj state and jjfs's side table.
 #[derive(Debug, Clone)]
@@ -91,8 +110,9 @@ impl LockedWorkingCopy {
         root: &Root,
         store: &Arc<Store>,
         scan: &Scan,
+        style: jj_lib::conflicts::ConflictMarkerStyle,
     ) -> Result<SnapshotReport, RepoError> {
-        snapshot::snapshot(&mut self.state, root, store, scan)
+        snapshot::snapshot(&mut self.state, root, store, scan, style)
     }
 
     /// Writes `target` into the files; see `checkout::check_out`.
@@ -114,6 +134,17 @@ impl LockedWorkingCopy {
             if &self.op_id != op_id {
                 write_checkout(&self.paths.dir, op_id, &self.name)?;
             }
+        }
+        Ok(self.state)
+    }
+}
+
+impl LockedWorkingCopy {
+    /// Saves what a check-out that stopped part way did, without recording an operation:
+    /// the files match no commit, and the next step merges them (as stale).
+    pub fn keep(mut self) -> Result<WcState, RepoError> {
+        if self.state.dirty {
+            self.state.save()?;
         }
         Ok(self.state)
     }

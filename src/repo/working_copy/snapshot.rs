@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use futures::io::AllowStdIo;
 use jj_lib::backend::{CopyId, MergedTreeValueExt as _, TreeValue};
-use jj_lib::conflicts::{self, MIN_CONFLICT_MARKER_LEN};
+use jj_lib::conflicts::{
+    self, ConflictMarkerStyle, MIN_CONFLICT_MARKER_LEN, MaterializedTreeValue,
+    materialize_tree_value,
+};
 use jj_lib::merge::Merge;
 use jj_lib::merged_tree_builder::MergedTreeBuilder;
 use jj_lib::repo_path::{RepoPath, RepoPathBuf};
@@ -47,8 +50,13 @@ impl Scan {
 pub struct SnapshotReport {
     /// Paths that cannot be synced, with why.
     pub skipped: Vec<(String, String)>,
-    /// Regular files looked at, with their permission bits.
-    pub modes: Vec<(String, u32)>,
+    /// Regular files read, with their permission bits (a user may have changed them) and
+    /// whether the tree now has them executable.
+    pub modes: Vec<(String, u32, bool)>,
+    /// Regular files a rescan found unchanged, with their permission bits and whether the
+    /// tree has them executable (they should have the repo's mode for them: a mode update
+    /// missed is made good).
+    pub clean_modes: Vec<(String, u32, bool)>,
     /// Tracked paths found gone.
     pub removed: Vec<String>,
     /// Paths read (not found clean), with how they looked.
@@ -61,6 +69,7 @@ pub fn snapshot(
     root: &Root,
     store: &Arc<Store>,
     scan: &Scan,
+    style: ConflictMarkerStyle,
 ) -> Result<SnapshotReport, RepoError> {
     let mut report = SnapshotReport::default();
     let mut builder = MergedTreeBuilder::new(state.tree.clone());
@@ -100,6 +109,12 @@ pub fn snapshot(
             .map_err(RepoError::io(root.path().join(path)))?;
         let value = match stat {
             Some(st) if !force && state.entry(&repo_path).is_some_and(|e| e.is_clean(&st)) => {
+                if st.kind == Kind::File {
+                    let executable = tree_executable(&path_value(&state.tree, &repo_path)?);
+                    report
+                        .clean_modes
+                        .push((name.to_owned(), st.mode, executable));
+                }
                 continue;
             }
             Some(st) if st.kind == Kind::File => {
@@ -113,7 +128,7 @@ pub fn snapshot(
                         }
                     }
                 }
-                read_file(state, root, store, path, &repo_path, &mut report)?
+                read_file(state, root, store, path, &repo_path, style, &mut report)?
             }
             Some(st) if st.kind == Kind::Symlink => {
                 read_symlink(root, store, path, &repo_path, &st, &mut report)?
@@ -177,7 +192,38 @@ pub fn snapshot(
         state.tree = block_on(builder.write_tree()).map_err(RepoError::jj)?;
         state.dirty = true;
     }
+    tracing::debug!(
+        root = %root.path().display(),
+        "snapshot of {} path(s): read {:?}, removed {:?}",
+        scan.len(),
+        report.read.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        report.removed
+    );
     Ok(report)
+}
+
+/// Whether a tree value is an executable file. For a conflict: what its sides' merge says,
+/// or, when that is itself a conflict, executable if any side is (jjfs writes a conflict
+/// with this bit in every mount).
+pub(crate) fn tree_executable(value: &Merge<Option<TreeValue>>) -> bool {
+    match value.as_normal() {
+        Some(TreeValue::File { executable, .. }) => *executable,
+        _ => value
+            .to_executable_merge()
+            .as_ref()
+            .and_then(conflicts::resolve_file_executable)
+            .unwrap_or_else(|| {
+                value.adds().any(|v| {
+                    matches!(
+                        v,
+                        Some(TreeValue::File {
+                            executable: true,
+                            ..
+                        })
+                    )
+                })
+            }),
+    }
 }
 
 /// The parents of `path` that the state tracks as files (a folder now stands there).
@@ -210,11 +256,12 @@ fn special_kind(root: &Root, path: &Path) -> &'static str {
 type Read = Option<(Merge<Option<TreeValue>>, Entry)>;
 
 fn read_file(
-    state: &WcState,
+    state: &mut WcState,
     root: &Root,
     store: &Arc<Store>,
     path: &Path,
     repo_path: &RepoPath,
+    style: ConflictMarkerStyle,
     report: &mut SnapshotReport,
 ) -> Result<Read, RepoError> {
     let name = repo_path.as_internal_file_string();
@@ -237,13 +284,15 @@ fn read_file(
         .and_then(|e| e.conflict_marker_len)
         .map_or(MIN_CONFLICT_MARKER_LEN, |len| len as usize);
     let mut file = file;
+    let canonical = super::canonical(&current);
     let value = if let Some(old_file_ids) = current
         .as_resolved()
         .is_none()
-        .then(|| current.to_file_merge())
+        .then(|| canonical.to_file_merge())
         .flatten()
     {
-        // A materialized conflict: parse its markers back into the conflict.
+        // A materialized conflict (jjfs writes it in canonical side order): parse its
+        // markers back into the conflict.
         let mut contents = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut contents)
             .map_err(RepoError::io(root.path().join(path)))?;
@@ -255,15 +304,33 @@ fn read_file(
             marker_len,
         ))
         .map_err(RepoError::jj)?;
-        match new_ids.into_resolved() {
-            Ok(Some(id)) => Merge::normal(TreeValue::File {
-                id,
-                executable,
-                copy_id: CopyId::placeholder(),
-            }),
-            Ok(None) => Merge::absent(),
-            Err(new_ids) => current.with_new_file_ids(&new_ids),
+        let value = if new_ids == old_file_ids {
+            current.clone()
+        } else {
+            match new_ids.into_resolved() {
+                Ok(Some(id)) => Merge::normal(TreeValue::File {
+                    id,
+                    executable,
+                    copy_id: CopyId::placeholder(),
+                }),
+                Ok(None) => Merge::absent(),
+                Err(new_ids) => canonical.with_new_file_ids(&new_ids),
+            }
+        };
+        // Still a conflict, but not shown as jjfs shows it: written again at the next
+        // check-out, so that every mount has the same text.
+        if !value.is_resolved()
+            && let Ok(MaterializedTreeValue::FileConflict(file)) = block_on(materialize_tree_value(
+                store,
+                repo_path,
+                super::canonical(&value),
+                &jj_lib::conflict_labels::ConflictLabels::unlabeled(),
+            ))
+            && super::checkout::conflict_text(&file, store, style).0 != contents
+        {
+            state.rewrite.insert(repo_path.to_owned());
         }
+        value
     } else {
         let copy_id = match current.as_normal() {
             Some(TreeValue::File { copy_id, .. }) => copy_id.clone(),
@@ -291,7 +358,9 @@ fn read_file(
         entry.mtime_millis = 0;
         entry.ctime_ns = 0;
     }
-    report.modes.push((name.to_owned(), before.mode));
+    report
+        .modes
+        .push((name.to_owned(), before.mode, tree_executable(&value)));
     report.read.push((path.to_owned(), before));
     Ok(Some((value, entry)))
 }

@@ -61,6 +61,18 @@ impl Entry {
         }
     }
 
+    /// An entry that matches no file on disk: the next snapshot of the path reads it.
+    pub fn placeholder(kind: EntryKind) -> Self {
+        Self {
+            kind,
+            size: 0,
+            mtime_millis: 0,
+            conflict_marker_len: None,
+            ino: 0,
+            ctime_ns: 0,
+        }
+    }
+
     /// Whether `stat` shows the file unchanged since this entry was recorded.
     pub fn is_clean(&self, stat: &Stat) -> bool {
         let kind_matches = match self.kind {
@@ -103,6 +115,10 @@ pub struct WcState {
     identity: Option<FileIdentity>,
     /// Changed in memory since it was saved.
     pub dirty: bool,
+    /// Paths whose file shows their conflict in another form than jjfs writes it (sides in
+    /// another order, other markers): the next check-out writes them again, so that every
+    /// mount shows the same text.
+    pub rewrite: std::collections::BTreeSet<RepoPathBuf>,
 }
 
 fn identity(path: &Path) -> Option<FileIdentity> {
@@ -193,6 +209,7 @@ impl WcState {
             side_path: side_path.to_owned(),
             identity,
             dirty: false,
+            rewrite: Default::default(),
         })
     }
 
