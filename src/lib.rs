@@ -30,9 +30,11 @@
 pub mod atomic_file;
 pub mod cli;
 pub mod config;
-pub mod files;
 pub mod daemon;
+pub mod engine;
+pub mod files;
 pub mod history;
+pub mod metrics;
 pub mod modes;
 pub mod mount;
 pub mod paths;
@@ -41,5 +43,4 @@ pub mod repo;
 pub mod rpc;
 pub mod service;
 pub mod stamp;
-pub mod engine;
 pub mod watch;

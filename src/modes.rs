@@ -124,7 +124,10 @@ mod tests {
         let mut table = ModeTable::load(&path);
         assert!(!table.record("secret.md", 0o100600));
         assert!(table.record("secret.md", 0o640));
-        assert!(!table.record("run.sh", 0o4755), "new entries are not changes");
+        assert!(
+            !table.record("run.sh", 0o4755),
+            "new entries are not changes"
+        );
         table.save().unwrap();
         let table = ModeTable::load(&path);
         assert_eq!(table.get("secret.md"), Some(0o640));

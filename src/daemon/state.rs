@@ -9,10 +9,10 @@ use jj_lib::settings::UserSettings;
 use tokio::sync::watch;
 
 use crate::config::{Config, RepoConfig};
+use crate::engine::{Event, SyncHandle};
 use crate::paths::Paths;
 use crate::repo::Identity;
 use crate::rpc::RpcError;
-use crate::engine::{Event, SyncHandle};
 
 /// How the daemon was started, as `jjfs status` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -222,7 +222,8 @@ impl MountRuntime {
         for path in &pending {
             self.skipped.remove(path);
         }
-        self.nested_held.retain(|p| !planned.scan.changed.contains(p));
+        self.nested_held
+            .retain(|p| !planned.scan.changed.contains(p));
         self.nested_held.extend(planned.held);
         for (path, why) in planned.skipped {
             self.skip(path, why);

@@ -62,7 +62,9 @@ impl Planner<'_> {
             .any(|name| matches!(self.root.lstat(&dir.join(name)), Ok(Some(_))));
         self.nested.insert(dir.to_owned(), nested);
         if nested {
-            self.planned.skipped.insert(dir.to_owned(), NESTED_REASON.to_owned());
+            self.planned
+                .skipped
+                .insert(dir.to_owned(), NESTED_REASON.to_owned());
             let tracked = self.filter.tracked_under(&[dir.to_owned()]);
             self.planned.held.extend(tracked);
         }
@@ -211,18 +213,42 @@ mod tests {
         for sub in ["new/sub", "new/build", "repo/.git"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
-        for file in ["new/sub/a", "new/b", "new/build/out", "plain", "x.swp", "repo/synced.md", "repo/local"] {
+        for file in [
+            "new/sub/a",
+            "new/b",
+            "new/build/out",
+            "plain",
+            "x.swp",
+            "repo/synced.md",
+            "repo/local",
+        ] {
             std::fs::write(d.join(file), "x").unwrap();
         }
         let root = Root::open(d).unwrap();
         let paths = ["new", "old", "plain", "x.swp", "repo/local", "repo"].map(PathBuf::from);
         let planned = changed(&root, &paths.into_iter().collect(), &mut Fake);
-        let files: Vec<&str> = planned.scan.changed.iter().map(|p| p.to_str().unwrap()).collect();
+        let files: Vec<&str> = planned
+            .scan
+            .changed
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect();
         for expected in ["new/sub/a", "new/b", "old/x", "old/y/z", "plain"] {
-            assert!(files.contains(&expected), "{expected} missing from {files:?}");
+            assert!(
+                files.contains(&expected),
+                "{expected} missing from {files:?}"
+            );
         }
-        assert!(!files.iter().any(|f| f.contains("build") || f.ends_with("swp")), "{files:?}");
-        assert!(!files.iter().any(|f| f.starts_with("repo")), "nested repo scanned: {files:?}");
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.contains("build") || f.ends_with("swp")),
+            "{files:?}"
+        );
+        assert!(
+            !files.iter().any(|f| f.starts_with("repo")),
+            "nested repo scanned: {files:?}"
+        );
         assert!(planned.skipped.contains_key(Path::new("repo")));
         assert_eq!(planned.held, vec![PathBuf::from("repo/synced.md")]);
     }
@@ -237,7 +263,12 @@ mod tests {
         std::fs::write(d.join("b/f"), "x").unwrap();
         std::os::unix::fs::symlink("/etc", d.join("link")).unwrap();
         let planned = full(&Root::open(d).unwrap(), &mut Fake);
-        let files: Vec<&str> = planned.scan.rescan.iter().map(|p| p.to_str().unwrap()).collect();
+        let files: Vec<&str> = planned
+            .scan
+            .rescan
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect();
         assert_eq!(files, vec!["b/f", "link"]);
     }
 }

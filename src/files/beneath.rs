@@ -186,7 +186,8 @@ impl Root {
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = (flags | libc::O_CLOEXEC) as u64;
         how.mode = mode as u64;
-        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+        how.resolve =
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
         for _ in 0..16 {
             let ret = unsafe {
                 libc::syscall(
@@ -384,8 +385,7 @@ impl Dir {
         let c = component(name)?;
         let target =
             CString::new(target).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        cvt(unsafe { libc::symlinkat(target.as_ptr(), self.fd.as_raw_fd(), c.as_ptr()) })
-            .map(drop)
+        cvt(unsafe { libc::symlinkat(target.as_ptr(), self.fd.as_raw_fd(), c.as_ptr()) }).map(drop)
     }
 
     pub fn read_link(&self, name: &OsStr) -> io::Result<Vec<u8>> {
@@ -482,11 +482,18 @@ mod tests {
         assert!(root.dir(Path::new("../outside")).is_err());
         assert!(root.dir(Path::new("/tmp")).is_err());
         assert!(root.parent_of(Path::new("evil/sub")).is_err());
-        assert!(root.read_file(Path::new("rel-link/f")).unwrap_or(None).is_none());
+        assert!(
+            root.read_file(Path::new("rel-link/f"))
+                .unwrap_or(None)
+                .is_none()
+        );
         let (file, stat) = root.read_file(Path::new("real/f")).unwrap().unwrap();
         drop(file);
         assert_eq!((stat.kind, stat.size), (Kind::File, 1));
-        assert_eq!(root.lstat(Path::new("evil")).unwrap().unwrap().kind, Kind::Symlink);
+        assert_eq!(
+            root.lstat(Path::new("evil")).unwrap().unwrap().kind,
+            Kind::Symlink
+        );
         assert_eq!(root.lstat(Path::new("real/f/x")).unwrap(), None);
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
@@ -497,7 +504,10 @@ mod tests {
         nix::unistd::mkfifo(&dir.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         let root = Root::open(dir.path()).unwrap();
         assert!(root.read_file(Path::new("pipe")).unwrap().is_none());
-        assert_eq!(root.lstat(Path::new("pipe")).unwrap().unwrap().kind, Kind::Special);
+        assert_eq!(
+            root.lstat(Path::new("pipe")).unwrap().unwrap().kind,
+            Kind::Special
+        );
     }
 
     #[test]

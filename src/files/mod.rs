@@ -153,11 +153,16 @@ pub trait Files: Send + Sync {
         let (to_dir, to_name) = root.parent_of(to).map_err(WriteError::io(to))?;
         match from_dir.rename(from_name, &to_dir, to_name, false) {
             Ok(()) => Ok(true),
-            Err(err) if err.raw_os_error() == Some(libc::EBUSY) => {
-                Err(WriteError::Busy(format!("{} changed meanwhile", from.display())))
-            }
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) => Err(WriteError::Busy(format!(
+                "{} changed meanwhile",
+                from.display()
+            ))),
             Err(err) => {
-                tracing::debug!("could not move {} to {}: {err}", from.display(), to.display());
+                tracing::debug!(
+                    "could not move {} to {}: {err}",
+                    from.display(),
+                    to.display()
+                );
                 Ok(false)
             }
         }
@@ -190,7 +195,9 @@ pub trait Files: Send + Sync {
 
     /// Creates one directory (the plain writer sets its owner too).
     fn mkdir(&self, parent: &beneath::Dir, rel: &Path) -> io::Result<()> {
-        let name = rel.file_name().ok_or(io::Error::from_raw_os_error(libc::EINVAL))?;
+        let name = rel
+            .file_name()
+            .ok_or(io::Error::from_raw_os_error(libc::EINVAL))?;
         parent.mkdir(name, 0o755)
     }
 
@@ -208,7 +215,10 @@ pub trait Files: Send + Sync {
 
 /// The error for a path a user changed after the step looked at it.
 pub fn changed(rel: &Path) -> WriteError {
-    WriteError::Busy(format!("{} changed since the sync looked at it", rel.display()))
+    WriteError::Busy(format!(
+        "{} changed since the sync looked at it",
+        rel.display()
+    ))
 }
 
 /// Copies `content` into `file`, leaving holes where whole blocks are zero (a sparse file

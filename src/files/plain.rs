@@ -58,7 +58,8 @@ impl PlainFiles {
         }
         // Between this check and the rename a writer could still slip in: the window is a
         // few microseconds (the documented limit of direct mounts).
-        dir.rename(temp, dir, name, true).map_err(WriteError::io(rel))
+        dir.rename(temp, dir, name, true)
+            .map_err(WriteError::io(rel))
     }
 }
 
@@ -91,9 +92,10 @@ impl Files for PlainFiles {
             beneath::fstat(std::os::fd::AsFd::as_fd(&file))
         })();
         drop(file);
-        let result = written
-            .map_err(WriteError::io(rel))
-            .and_then(|stat| self.put_in_place(&dir, &temp, name, rel, expected).map(|()| stat));
+        let result = written.map_err(WriteError::io(rel)).and_then(|stat| {
+            self.put_in_place(&dir, &temp, name, rel, expected)
+                .map(|()| stat)
+        });
         if result.is_err() {
             let _ = dir.unlink(&temp);
         }

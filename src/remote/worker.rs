@@ -12,9 +12,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use jj_lib::settings::UserSettings;
 
 use super::schedule::Schedule;
+use crate::engine::{Event, SharedStatus};
 use crate::repo::deadline::GitCalls;
 use crate::repo::git::{self, Pushed};
-use crate::engine::{Event, SharedStatus};
 
 /// How often one cycle fetches and integrates again when the remote moved while it pushed.
 const PUSH_ATTEMPTS: usize = 3;

@@ -30,7 +30,6 @@ use crate::rpc::methods::{
 /// Characters of the ids shown (jj shows 12 too).
 const SHOWN_ID_LEN: usize = 12;
 
-
 pub(super) fn refused(message: impl Into<String>) -> RepoError {
     RepoError::Refused(message.into())
 }

@@ -40,7 +40,10 @@ pub fn is_held(description: &str) -> bool {
 
 /// The change that moved one side of each conflict in `moves` aside (`from → to`).
 pub fn both_sides(moves: &[(String, String)], repo: &str) -> String {
-    let list: Vec<String> = moves.iter().map(|(from, to)| format!("{from} -> {to}")).collect();
+    let list: Vec<String> = moves
+        .iter()
+        .map(|(from, to)| format!("{from} -> {to}"))
+        .collect();
     format!(
         "jjfs: keep both sides of a conflict at {}\n\n{}\n\n{BOTH_SIDES_TRAILER}{}\n{REPO_TRAILER}{repo}\n",
         moves

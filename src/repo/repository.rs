@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jj_lib::commit::Commit;
-use jj_lib::gitignore::GitIgnoreFile;
 use jj_lib::conflicts::ConflictMarkerStyle;
+use jj_lib::gitignore::GitIgnoreFile;
 use jj_lib::local_working_copy::TreeStateSettings;
 use jj_lib::matchers::PrefixMatcher;
 use jj_lib::op_store::RefTarget;

@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use super::super::state::Daemon;
 use super::reply;
+use crate::engine::{Event, HistoryAnswer};
 use crate::history::paths::{self, Root};
 use crate::history::{Request, When};
 use crate::rpc::RpcError;
 use crate::rpc::methods::{CAT, DIFF, HistoryParams, LOG, RESTORE, UNDO};
-use crate::engine::{Event, HistoryAnswer};
 
 pub async fn run(
     daemon: &Arc<Daemon>,

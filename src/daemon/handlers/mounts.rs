@@ -9,10 +9,10 @@ use uuid::Uuid;
 use super::super::state::Daemon;
 use super::{blocking, rfc3339};
 use crate::config::MountConfig;
+use crate::engine::Event;
 use crate::mount;
 use crate::rpc::RpcError;
 use crate::rpc::methods::{CloseParams, Health, MountInfo, OpenParams, OpenResult};
-use crate::engine::Event;
 
 pub async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult, RpcError> {
     let handle = daemon.repo(&params.repo)?;

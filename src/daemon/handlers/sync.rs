@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use super::super::state::Daemon;
+use crate::engine::Event;
 use crate::rpc::RpcError;
 use crate::rpc::methods::{SyncParams, SyncResult};
-use crate::engine::Event;
 
 pub async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<SyncResult, RpcError> {
     let names: Vec<String> = match params.repo {

@@ -146,7 +146,8 @@ impl Repository {
                 kept_both: Vec::new(),
             });
         }
-        let repo = block_on(tx.commit(messages::operation::sync(commits))).map_err(RepoError::jj)?;
+        let repo =
+            block_on(tx.commit(messages::operation::sync(commits))).map_err(RepoError::jj)?;
         Ok(Integrated {
             repo,
             targets,
@@ -347,5 +348,3 @@ fn chain_to(
     }
     Ok(order)
 }
-
-

@@ -144,7 +144,12 @@ impl Repository {
         report.commits = integrated.commits;
         report.kept_both = integrated.kept_both;
         self.set_current(integrated.repo.clone());
-        let results = self.write_all(prepared, integrated.targets, &integrated.repo, &mode_changes);
+        let results = self.write_all(
+            prepared,
+            integrated.targets,
+            &integrated.repo,
+            &mode_changes,
+        );
         if let Err(err) = self.modes.save() {
             tracing::warn!(repo = %self.name, "cannot save file modes: {err}");
         }

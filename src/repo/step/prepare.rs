@@ -71,7 +71,13 @@ impl Repository {
         } else {
             // Stale: someone rewrote this workspace's commit since its files were written.
             // Keep the edits made on disk since then by merging them onto the new commit.
-            merge3(&wc.tree(), &base, &disk, "working-copy commit", "files on disk")?
+            merge3(
+                &wc.tree(),
+                &base,
+                &disk,
+                "working-copy commit",
+                "files on disk",
+            )?
         };
         Ok(Prepared {
             plan,
@@ -96,7 +102,11 @@ impl Repository {
             }
             for (path, mode) in &p.modes {
                 if self.modes.record(path, *mode) {
-                    changed.push((path.clone(), *mode & crate::modes::TRAVELLING_BITS, p.plan.id));
+                    changed.push((
+                        path.clone(),
+                        *mode & crate::modes::TRAVELLING_BITS,
+                        p.plan.id,
+                    ));
                 }
             }
         }

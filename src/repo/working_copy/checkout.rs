@@ -201,7 +201,8 @@ impl Writer<'_, '_> {
                 (entry.kind, entry.expect(), entry.conflict_marker_len);
             self.touched.push(path.clone());
             self.cx.files.set_mode(path, *mode, expect)?;
-            self.written.insert(path.clone(), Written { kind, marker_len });
+            self.written
+                .insert(path.clone(), Written { kind, marker_len });
         }
         Ok(())
     }
@@ -237,7 +238,10 @@ impl Writer<'_, '_> {
                 }
             }
             MaterializedTreeValue::File(mut file) => {
-                let mode = self.cx.modes.mode_for(name, file.executable, self.cx.default_mode);
+                let mode = self
+                    .cx
+                    .modes
+                    .mode_for(name, file.executable, self.cx.default_mode);
                 let kind = EntryKind::File {
                     executable: file.executable,
                 };
@@ -268,10 +272,15 @@ impl Writer<'_, '_> {
                 let contents =
                     materialize_merge_result_to_bytes(&file.contents, &file.labels, &options);
                 let executable = file.executable.unwrap_or(false);
-                let mode = self.cx.modes.mode_for(name, executable, self.cx.default_mode);
+                let mode = self
+                    .cx
+                    .modes
+                    .mode_for(name, executable, self.cx.default_mode);
                 self.prepare_place(&path)?;
                 self.touched.push(path.clone());
-                self.cx.files.write_file(&path, &mut &contents[..], mode, expect)?;
+                self.cx
+                    .files
+                    .write_file(&path, &mut &contents[..], mode, expect)?;
                 self.written.insert(
                     path,
                     Written {
@@ -283,7 +292,9 @@ impl Writer<'_, '_> {
             MaterializedTreeValue::Symlink { target, .. } => {
                 self.prepare_place(&path)?;
                 self.touched.push(path.clone());
-                self.cx.files.write_symlink(&path, target.as_bytes(), expect)?;
+                self.cx
+                    .files
+                    .write_symlink(&path, target.as_bytes(), expect)?;
                 self.written.insert(
                     path,
                     Written {
@@ -355,7 +366,10 @@ impl Writer<'_, '_> {
 
     /// Files that only moved (the same content and mode at a new path) are renamed, before
     /// anything else is written. Returns the paths handled.
-    fn move_renamed_files(&mut self, changes: &[Change]) -> Result<HashSet<RepoPathBuf>, WriteError> {
+    fn move_renamed_files(
+        &mut self,
+        changes: &[Change],
+    ) -> Result<HashSet<RepoPathBuf>, WriteError> {
         let mut removed: HashMap<&TreeValue, Vec<&Change>> = HashMap::new();
         for c in changes.iter().filter(|c| c.after.is_absent()) {
             if let Some(value @ TreeValue::File { .. }) = c.before.as_normal()
@@ -385,7 +399,13 @@ impl Writer<'_, '_> {
             if !self.cx.files.rename(&from_path, &to_path)? {
                 continue;
             }
-            let executable = matches!(value, TreeValue::File { executable: true, .. });
+            let executable = matches!(
+                value,
+                TreeValue::File {
+                    executable: true,
+                    ..
+                }
+            );
             self.touched.push(from_path.clone());
             self.touched.push(to_path.clone());
             self.written.insert(
@@ -431,7 +451,11 @@ fn remove_empty_parents(files: &dyn Files, dir: &Path) {
 
 /// The paths whose values differ between two trees, files in a removed folder before a
 /// file that replaces it; only within the sparse patterns.
-fn diff(old: &MergedTree, new: &MergedTree, sparse: &[RepoPathBuf]) -> Result<Vec<Change>, RepoError> {
+fn diff(
+    old: &MergedTree,
+    new: &MergedTree,
+    sparse: &[RepoPathBuf],
+) -> Result<Vec<Change>, RepoError> {
     if old.tree_ids() == new.tree_ids() {
         return Ok(Vec::new());
     }

@@ -65,16 +65,18 @@ pub fn snapshot(
     let mut report = SnapshotReport::default();
     let mut builder = MergedTreeBuilder::new(state.tree.clone());
     let mut changed_tree = false;
-    let paths = scan
-        .changed
-        .iter()
-        .map(|p| (p, true))
-        .chain(scan.rescan.iter().filter(|p| !scan.changed.contains(*p)).map(|p| (p, false)));
+    let paths = scan.changed.iter().map(|p| (p, true)).chain(
+        scan.rescan
+            .iter()
+            .filter(|p| !scan.changed.contains(*p))
+            .map(|p| (p, false)),
+    );
     for (path, force) in paths {
         let Some(name) = path.to_str() else {
-            report
-                .skipped
-                .push((path.to_string_lossy().into_owned(), "the name is not valid UTF-8".into()));
+            report.skipped.push((
+                path.to_string_lossy().into_owned(),
+                "the name is not valid UTF-8".into(),
+            ));
             continue;
         };
         let Ok(repo_path) = RepoPathBuf::from_internal_string(name) else {
@@ -83,17 +85,26 @@ pub fn snapshot(
         if repo_path.is_root() {
             continue;
         }
-        let stat = root.lstat(path).map_err(RepoError::io(root.path().join(path)))?;
+        let stat = root
+            .lstat(path)
+            .map_err(RepoError::io(root.path().join(path)))?;
         let value = match stat {
             Some(st) if !force && state.entry(&repo_path).is_some_and(|e| e.is_clean(&st)) => {
                 continue;
             }
-            Some(st) if st.kind == Kind::File => read_file(state, root, store, path, &repo_path, &mut report)?,
-            Some(st) if st.kind == Kind::Symlink => read_symlink(root, store, path, &repo_path, &st, &mut report)?,
+            Some(st) if st.kind == Kind::File => {
+                read_file(state, root, store, path, &repo_path, &mut report)?
+            }
+            Some(st) if st.kind == Kind::Symlink => {
+                read_symlink(root, store, path, &repo_path, &st, &mut report)?
+            }
             Some(st) if st.kind == Kind::Special => {
                 report.skipped.push((
                     name.to_owned(),
-                    format!("{} holds no content to sync, so it stays in this mount only", special_kind(root, path)),
+                    format!(
+                        "{} holds no content to sync, so it stays in this mount only",
+                        special_kind(root, path)
+                    ),
                 ));
                 None
             }
@@ -181,10 +192,16 @@ fn read_file(
         .and_then(|e| e.conflict_marker_len)
         .map_or(MIN_CONFLICT_MARKER_LEN, |len| len as usize);
     let mut file = file;
-    let value = if let Some(old_file_ids) = current.as_resolved().is_none().then(|| current.to_file_merge()).flatten() {
+    let value = if let Some(old_file_ids) = current
+        .as_resolved()
+        .is_none()
+        .then(|| current.to_file_merge())
+        .flatten()
+    {
         // A materialized conflict: parse its markers back into the conflict.
         let mut contents = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut contents).map_err(RepoError::io(root.path().join(path)))?;
+        std::io::Read::read_to_end(&mut file, &mut contents)
+            .map_err(RepoError::io(root.path().join(path)))?;
         let new_ids = block_on(conflicts::update_from_content(
             &old_file_ids,
             store,
@@ -221,7 +238,10 @@ fn read_file(
     if !value.is_resolved() {
         entry.conflict_marker_len = Some(marker_len as u32);
     }
-    if after.size != before.size || after.mtime_ns != before.mtime_ns || after.ctime_ns != before.ctime_ns {
+    if after.size != before.size
+        || after.mtime_ns != before.mtime_ns
+        || after.ctime_ns != before.ctime_ns
+    {
         // Written to while we read it: what we stored may be a mix; read it again next time.
         entry.mtime_millis = 0;
         entry.ctime_ns = 0;

@@ -159,7 +159,10 @@ impl WcState {
                 proto::FileType::GitSubmodule => EntryKind::GitSubmodule,
                 _ => EntryKind::File { executable: false },
             };
-            let (ino, ctime_ns) = side.get(repo_path.as_internal_file_string()).copied().unwrap_or((0, 0));
+            let (ino, ctime_ns) = side
+                .get(repo_path.as_internal_file_string())
+                .copied()
+                .unwrap_or((0, 0));
             entries.insert(
                 repo_path,
                 Entry {
@@ -202,7 +205,12 @@ impl WcState {
     /// Saves the state in jj's format (atomically), then the side table.
     pub fn save(&mut self) -> Result<(), RepoError> {
         let mut state = proto::TreeState {
-            tree_ids: self.tree.tree_ids().iter().map(|id| id.to_bytes()).collect(),
+            tree_ids: self
+                .tree
+                .tree_ids()
+                .iter()
+                .map(|id| id.to_bytes())
+                .collect(),
             conflict_labels: self.tree.labels().as_slice().to_owned(),
             is_file_states_sorted: true,
             sparse_patterns: Some(proto::SparsePatterns {
@@ -223,7 +231,8 @@ impl WcState {
             })
             .collect();
         let path = self.state_dir.join("tree_state");
-        crate::atomic_file::write_data(&path, &state.encode_to_vec()).map_err(RepoError::io(&path))?;
+        crate::atomic_file::write_data(&path, &state.encode_to_vec())
+            .map_err(RepoError::io(&path))?;
         self.identity = identity(&path);
         write_side_table(&self.side_path, self.identity, &self.entries)
             .map_err(RepoError::io(&self.side_path))?;
@@ -236,7 +245,10 @@ impl WcState {
     }
 
     /// Tracked paths under `dir` (every path for the root).
-    pub fn paths_under<'a>(&'a self, dir: &'a RepoPath) -> impl Iterator<Item = &'a RepoPathBuf> + 'a {
+    pub fn paths_under<'a>(
+        &'a self,
+        dir: &'a RepoPath,
+    ) -> impl Iterator<Item = &'a RepoPathBuf> + 'a {
         self.entries
             .range::<RepoPath, _>((std::ops::Bound::Included(dir), std::ops::Bound::Unbounded))
             .take_while(move |(path, _)| path.starts_with(dir))
@@ -266,11 +278,11 @@ fn to_proto(entry: &Entry) -> proto::FileState {
     let mut state = proto::FileState {
         mtime_millis_since_epoch: entry.mtime_millis,
         size: entry.size,
-        materialized_conflict_data: entry
-            .conflict_marker_len
-            .map(|len| proto::MaterializedConflictData {
+        materialized_conflict_data: entry.conflict_marker_len.map(|len| {
+            proto::MaterializedConflictData {
                 conflict_marker_len: len,
-            }),
+            }
+        }),
         ..Default::default()
     };
     state.set_file_type(file_type);
@@ -302,7 +314,10 @@ fn write_side_table(
     crate::atomic_file::write_data(path, &out)
 }
 
-fn read_side_table(path: &Path, identity: Option<FileIdentity>) -> std::collections::HashMap<String, (u64, i64)> {
+fn read_side_table(
+    path: &Path,
+    identity: Option<FileIdentity>,
+) -> std::collections::HashMap<String, (u64, i64)> {
     let mut table = std::collections::HashMap::new();
     let Ok(text) = std::fs::read_to_string(path) else {
         return table;
