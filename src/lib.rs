@@ -31,6 +31,7 @@ pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod desktop_notice;
 pub mod engine;
 pub mod files;
 pub mod history;
