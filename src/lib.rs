@@ -33,6 +33,7 @@ pub mod config;
 pub mod daemon;
 pub mod desktop_notice;
 pub mod engine;
+pub mod exclude;
 pub mod files;
 pub mod history;
 pub mod metrics;
