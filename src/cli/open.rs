@@ -7,11 +7,16 @@ use crate::rpc::methods::{self, OpenParams, OpenResult};
 
 /// Mount a repo at PATH (default ./REPO): a live view that syncs with its other mounts.
 ///
-/// The parent of PATH must exist; PATH is created, and must be empty if it exists.
+/// The parent of PATH must exist; PATH is created, and must be empty if it exists. Inside a
+/// git work tree (or jj workspace) the mount's path is added to the repository's
+/// `info/exclude`, so it stays out of `git status` there; `close` removes that line.
 #[derive(Debug, Parser)]
 pub struct Args {
     repo: String,
     path: Option<PathBuf>,
+    /// Do not add the mount to the enclosing git repository's `info/exclude`.
+    #[arg(long)]
+    no_exclude: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -23,10 +28,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             methods::OPEN,
             OpenParams {
                 repo: args.repo,
-                path,
+                path: path.clone(),
             },
         )
         .context("cannot open the mount")?;
     println!("{}", opened.mount_path.display());
+    if !args.no_exclude {
+        match crate::exclude::exclude_mount(&path) {
+            Ok(Some(done)) => eprintln!("Added {} to {}", done.line, done.exclude_file.display()),
+            Ok(None) => {}
+            Err(err) => eprintln!("warning: the mount is not excluded from its project: {err}"),
+        }
+    }
     Ok(())
 }
