@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod desktop_notice;
+pub mod doctor;
 pub mod engine;
 pub mod exclude;
 pub mod files;
