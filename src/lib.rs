@@ -25,6 +25,10 @@
 //! - `history`: the history commands' points in time, paths and diffs (what they read and
 //!   write in the repo is in `repo/history.rs`, run on the sync actor).
 //! - `service`: the daemon as a systemd user unit or launchd agent (`jjfs install`).
+//! - `metrics`: the Prometheus series the engine updates and the `/metrics` endpoint.
+//! - `desktop_notice`: desktop notices of new conflicts on the mount owner's session bus.
+//! - `doctor`: the machine checks of `jjfs doctor`.
+//! - `exclude`: keeping a mount out of the git or jj project around it (`info/exclude`).
 //! - `config`, `paths`, `atomic_file`, `stamp`: state on disk.
 
 pub mod atomic_file;

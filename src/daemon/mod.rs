@@ -110,6 +110,11 @@ pub fn run(paths: Paths) -> anyhow::Result<()> {
             silence_stderr();
         }
         let serving = tokio::spawn(server::serve(daemon.clone(), listener));
+        // TODO(lead): issue 18 wiring. Here, on this runtime: `metrics::Metrics::new()` and
+        // `desktop_notice::DesktopNotices::spawn(NoticeSettings { enabled: <notify>, ..default })`
+        // kept in `Daemon` and cloned into each repo's actor; a `metrics::MetricsEndpoint`
+        // with `set_listen(metrics::parse_listen(<metrics_listen>)?)` now and whenever
+        // `config --global metrics_listen` changes, and `stop()` before `stop_repos`.
         // Under systemd (Type=notify): `systemctl start` returns now, with the mounts back.
         notify_service(&[sd_notify::NotifyState::Ready]);
         wait_for_shutdown(&daemon).await;
