@@ -28,6 +28,10 @@
 //! - `history`: the history commands' points in time, paths and diffs (what they read and
 //!   write in the repo is in `repo/history.rs`, run on the sync actor).
 //! - `service`: the daemon as a systemd user unit or launchd agent (`jjfs install`).
+//! - `metrics`: the Prometheus series the engine updates and the `/metrics` endpoint.
+//! - `desktop_notice`: desktop notices of new conflicts on the mount owner's session bus.
+//! - `doctor`: the machine checks of `jjfs doctor`.
+//! - `exclude`: keeping a mount out of the git or jj project around it (`info/exclude`).
 //! - `config`, `paths`, `atomic_file`, `stamp`: state on disk.
 
 pub(crate) mod api;
@@ -35,9 +39,13 @@ pub(crate) mod atomic_file;
 pub mod cli;
 pub(crate) mod config;
 pub mod daemon;
+pub mod desktop_notice;
+pub(crate) mod doctor;
 pub mod engine;
+pub mod exclude;
 pub mod files;
 pub(crate) mod history;
+pub mod metrics;
 pub mod modes;
 pub mod mount;
 pub(crate) mod paths;

@@ -19,6 +19,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .call(CloseParams { path: path.clone() })
         .context("cannot close the mount")?;
     println!("Closed {}", path.display());
+    match crate::exclude::unexclude_mount(&path) {
+        Ok(Some(done)) => println!("Removed {} from {}", done.line, done.exclude_file.display()),
+        Ok(None) => {}
+        Err(err) => eprintln!("warning: {err}"),
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod close;
 mod config;
 mod connect;
 mod diff;
+mod doctor;
 mod history;
 mod init;
 mod install;
@@ -56,6 +57,7 @@ enum Command {
     Diff(diff::Args),
     Restore(restore::Args),
     Undo(undo::Args),
+    Doctor(doctor::Args),
     Install(install::InstallArgs),
     Uninstall(install::UninstallArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -83,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => diff::run(args),
         Command::Restore(args) => restore::run(args),
         Command::Undo(args) => undo::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Install(args) => install::run_install(args),
         Command::Uninstall(args) => install::run_uninstall(args),
         Command::Completions { shell } => {

@@ -7,7 +7,9 @@ use crate::api::OpenParams;
 
 /// Mount a repo at PATH (default ./REPO): a live view that syncs with its other mounts.
 ///
-/// The parent of PATH must exist; PATH is created, and must be empty if it exists.
+/// The parent of PATH must exist; PATH is created, and must be empty if it exists. Inside a
+/// git work tree (or jj workspace) the mount's path is added to the repository's
+/// `info/exclude`, so it stays out of `git status` there; `close` removes that line.
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
     repo: String,
@@ -16,6 +18,9 @@ pub(crate) struct Args {
     /// as root; by default the owner of PATH's parent folder.
     #[arg(long, value_name = "USER")]
     owner: Option<String>,
+    /// Do not add the mount to the enclosing git repository's `info/exclude`.
+    #[arg(long)]
+    no_exclude: bool,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -25,10 +30,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let opened = client
         .call(OpenParams {
             repo: args.repo,
-            path,
+            path: path.clone(),
             owner: args.owner,
         })
         .context("cannot open the mount")?;
     println!("{}", opened.mount_path.display());
+    if !args.no_exclude {
+        match crate::exclude::exclude_mount(&path) {
+            Ok(Some(done)) => eprintln!("Added {} to {}", done.line, done.exclude_file.display()),
+            Ok(None) => {}
+            Err(err) => eprintln!("warning: the mount is not excluded from its project: {err}"),
+        }
+    }
     Ok(())
 }

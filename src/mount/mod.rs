@@ -376,12 +376,14 @@ pub fn preflight() -> Result<(), MountError> {
                 "/dev/fuse is missing: load the module with `modprobe fuse` (in a container, pass --device /dev/fuse)".into(),
             ));
         }
+        // fuser opens /dev/fuse itself before it would try fusermount3: a device this user
+        // cannot open means no mount at all (direct mounts still work).
         Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
-            if !nix::unistd::geteuid().is_root() && which("fusermount3").is_none() {
-                return Err(MountError::Unavailable(
-                    "fusermount3 is missing and /dev/fuse is not open to this user: install fuse3 (`apt-get install fuse3`)".into(),
-                ));
-            }
+            return Err(MountError::Unavailable(
+                crate::doctor::fuse_access_problem().unwrap_or_else(|| {
+                    format!("/dev/fuse cannot be opened ({err}); check `jjfs doctor`")
+                }),
+            ));
         }
         Err(err) => {
             return Err(MountError::Unavailable(format!(

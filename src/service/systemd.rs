@@ -97,6 +97,33 @@ pub(crate) fn stop() -> Result<(), ServiceError> {
     systemctl(&["stop", UNIT]).map(drop)
 }
 
+/// Whether the user manager has the unit enabled (started at login) and active (running).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitState {
+    pub enabled: bool,
+    pub active: bool,
+}
+
+/// Asks the user manager about the unit (`is-enabled`, `is-active`); call it once
+/// `check_available` passed.
+pub fn unit_state() -> Result<UnitState, ServiceError> {
+    // Both answer on stdout and exit non-zero for "no", so `run` does not fit.
+    let ask = |verb: &str| -> Result<String, ServiceError> {
+        let out = std::process::Command::new("systemctl")
+            .args(["--user", verb, UNIT])
+            .output()
+            .map_err(|e| ServiceError::Command {
+                command: format!("systemctl --user {verb} {UNIT}"),
+                message: e.to_string(),
+            })?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    Ok(UnitState {
+        enabled: ask("is-enabled")? == "enabled",
+        active: ask("is-active")? == "active",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
