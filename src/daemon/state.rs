@@ -53,6 +53,8 @@ pub(crate) struct Daemon {
     /// Serializes commands that create or remove repos and mounts.
     pub(crate) admin: tokio::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
+    /// The event stream, metrics and notices every repo's engine reports to.
+    pub(crate) context: crate::engine::EngineContext,
 }
 
 impl Daemon {
@@ -72,6 +74,7 @@ impl Daemon {
             repos: Mutex::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
+            context: crate::engine::EngineContext::default(),
         }
     }
 
@@ -122,7 +125,13 @@ impl Daemon {
             .ok_or_else(|| format!("unknown repo {name}"))?
             .clone();
         let mounts = config.mounts_of(name).cloned().collect();
-        let handle = SyncHandle::spawn(name, repo, mounts, self.identity.clone())?;
+        let handle = SyncHandle::spawn(
+            name,
+            repo,
+            mounts,
+            self.identity.clone(),
+            self.context.clone(),
+        )?;
         self.lock_repos().insert(name.to_owned(), Arc::new(handle));
         Ok(())
     }

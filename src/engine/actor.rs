@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use uuid::Uuid;
 
 use super::debounce::{Debounce, QUIET};
+use super::events::EventKind;
 use super::mounts::{MountRuntime, Taken};
 use super::scan::ScanFilter;
 use super::status::SharedStatus;
@@ -56,6 +57,9 @@ pub struct Actor {
     next_pack_check: Instant,
     pack_threshold: usize,
     packing: Option<std::thread::JoinHandle<()>>,
+    /// Events, metrics and notices.
+    context: super::EngineContext,
+    told: Told,
 }
 
 impl Actor {
@@ -66,6 +70,7 @@ impl Actor {
         tx: Sender<Event>,
         rx: Receiver<Event>,
         status: SharedStatus,
+        context: super::EngineContext,
     ) -> Result<Self, RepoError> {
         let settings = user_settings(&identity)?;
         let repo = Repository::open(name, &config.path, &settings, &config.trunk)?;
@@ -96,6 +101,8 @@ impl Actor {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(pack::DEFAULT_THRESHOLD),
             packing: None,
+            context,
+            told: Told::default(),
         })
     }
 
@@ -536,6 +543,8 @@ impl Actor {
     /// Takes a step's results into the mounts' state.
     fn apply(&mut self, report: StepReport, taken: Vec<(Uuid, Taken)>, started: Instant) {
         let now = Instant::now();
+        // What each mount's committed change touched, for `synced` events.
+        let mut synced: Vec<(PathBuf, Vec<String>)> = Vec::new();
         for (id, result) in report.workspaces {
             let Some(m) = self.mounts.get_mut(&id) else {
                 continue;
@@ -543,6 +552,9 @@ impl Actor {
             let taken = taken.iter().find(|(tid, _)| *tid == id).map(|(_, t)| t);
             match result {
                 Ok(sync) => {
+                    if sync.committed {
+                        synced.push((m.path.clone(), sync.changed.clone()));
+                    }
                     m.problem = None;
                     m.failures = 0;
                     m.retry_at = None;
@@ -596,6 +608,15 @@ impl Actor {
             self.announce(format!(
                 "conflict at {from}: both sides kept, one of them as {to}"
             ));
+        }
+        for (mount, paths) in synced {
+            let files = paths.len();
+            self.context
+                .events
+                .emit(&self.name, EventKind::Synced, Some(mount), paths, None);
+            self.context
+                .metrics
+                .synced(&self.name, files, started.elapsed());
         }
         if report.commits > 0 {
             let line = format!(
@@ -669,6 +690,7 @@ impl Actor {
     /// Publishes the mounts' health and the repo's conflicts for `status` and `list`.
     fn publish(&mut self) {
         let conflicts = self.repo.trunk_conflicts();
+        self.tell_changes(&conflicts);
         let history_len = self.repo.history_len();
         let mut status = crate::engine::status::lock(&self.status);
         status.mounts = self.mounts.values().map(MountRuntime::status).collect();
@@ -697,6 +719,79 @@ impl Actor {
         self.mounts.clear();
         self.publish();
     }
+}
+
+impl Actor {
+    /// Events for what changed since the last publish: conflicts that appeared or went, and
+    /// mounts that became unhealthy or healthy again; the gauges of the metrics.
+    fn tell_changes(&mut self, conflicts: &[String]) {
+        let events = self.context.events.clone();
+        let before: std::collections::BTreeSet<&String> = self.told.conflicts.iter().collect();
+        let now: std::collections::BTreeSet<&String> = conflicts.iter().collect();
+        let new: Vec<String> = now.difference(&before).map(|p| (*p).clone()).collect();
+        let gone: Vec<String> = before.difference(&now).map(|p| (*p).clone()).collect();
+        if !new.is_empty() {
+            tracing::warn!(repo = %self.name, "new conflict(s), edit the markers away in any mount: {}", new.join(", "));
+            events.emit(&self.name, EventKind::Conflict, None, new.clone(), None);
+            if let Some(notices) = &self.context.notices {
+                let owner = self
+                    .mounts
+                    .values()
+                    .find_map(|m| m.owner_uid())
+                    .unwrap_or_else(|| nix::unistd::geteuid().as_raw());
+                notices.new_conflicts(&self.name, owner, &new);
+            }
+        }
+        if !gone.is_empty() {
+            events.emit(&self.name, EventKind::Resolved, None, gone, None);
+        }
+        self.told.conflicts = conflicts.to_vec();
+        let (mut healthy, mut unhealthy) = (0, 0);
+        for m in self.mounts.values() {
+            let was = self.told.unhealthy.contains(&m.id);
+            match (&m.problem, was) {
+                (Some(problem), false) => {
+                    events.emit(
+                        &self.name,
+                        EventKind::Unhealthy,
+                        Some(m.path.clone()),
+                        Vec::new(),
+                        Some(problem.clone()),
+                    );
+                    self.told.unhealthy.insert(m.id);
+                }
+                (None, true) => {
+                    events.emit(
+                        &self.name,
+                        EventKind::Healthy,
+                        Some(m.path.clone()),
+                        Vec::new(),
+                        None,
+                    );
+                    self.told.unhealthy.remove(&m.id);
+                }
+                _ => {}
+            }
+            if m.problem.is_some() {
+                unhealthy += 1;
+            } else {
+                healthy += 1;
+            }
+        }
+        self.context
+            .metrics
+            .set_conflicts(&self.name, conflicts.len());
+        self.context
+            .metrics
+            .set_mounts(&self.name, healthy, unhealthy);
+    }
+}
+
+/// What the events already told, to tell only changes.
+#[derive(Default)]
+struct Told {
+    conflicts: Vec<String>,
+    unhealthy: std::collections::BTreeSet<Uuid>,
 }
 
 /// What the actor tells a mount about its paths while planning a snapshot.

@@ -5,11 +5,13 @@
 mod actor;
 pub mod debounce;
 pub mod echo;
+pub mod events;
 mod mounts;
 pub mod scan;
 pub mod status;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 use tokio::sync::oneshot;
@@ -123,6 +125,15 @@ pub enum HistoryAnswer {
     Changed(crate::api::ChangeResult),
 }
 
+/// What every repo's engine reports to, shared by the daemon: the event stream, the
+/// metrics, and (when a session bus is reachable) desktop notices of new conflicts.
+#[derive(Clone, Default)]
+pub struct EngineContext {
+    pub events: Arc<events::EventBus>,
+    pub metrics: crate::metrics::Metrics,
+    pub notices: Option<crate::desktop_notice::DesktopNotices>,
+}
+
 /// The daemon's handle on one repo's actor and its remote worker.
 pub struct SyncHandle {
     pub tx: Sender<Event>,
@@ -138,6 +149,7 @@ impl SyncHandle {
         config: RepoConfig,
         mounts: Vec<MountConfig>,
         identity: Identity,
+        context: EngineContext,
     ) -> Result<Self, String> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let status = SharedStatus::default();
@@ -146,6 +158,7 @@ impl SyncHandle {
             crate::repo::user_settings(&identity).map_err(|e| e.to_string())?,
             tx.clone(),
             status.clone(),
+            context.clone(),
         )
         .map_err(|e| e.to_string())?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -155,7 +168,15 @@ impl SyncHandle {
         let thread = std::thread::Builder::new()
             .name(format!("sync-{name}"))
             .spawn(move || {
-                match actor::Actor::new(&repo_name, config, identity, actor_tx, rx, actor_status) {
+                match actor::Actor::new(
+                    &repo_name,
+                    config,
+                    identity,
+                    actor_tx,
+                    rx,
+                    actor_status,
+                    context,
+                ) {
                     Ok(actor) => actor.run(mounts, move || {
                         let _ = ready_tx.send(Ok(()));
                     }),

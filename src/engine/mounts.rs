@@ -181,6 +181,11 @@ impl MountRuntime {
         })
     }
 
+    /// The user who owns the files jjfs creates in this mount (for notices).
+    pub fn owner_uid(&self) -> Option<u32> {
+        self.owner.map(|o| o.uid)
+    }
+
     /// What `status` says of a mount that is no longer jjfs's FUSE mount.
     pub fn detached_problem(&self) -> String {
         format!(

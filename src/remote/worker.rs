@@ -54,6 +54,7 @@ impl RemoteHandle {
         user_settings: UserSettings,
         actor: Sender<Event>,
         status: SharedStatus,
+        context: crate::engine::EngineContext,
     ) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
@@ -72,6 +73,7 @@ impl RemoteHandle {
                     status,
                     configured_url: None,
                     calls: worker_calls,
+                    context,
                 }
                 .run(rx)
             })?;
@@ -100,6 +102,8 @@ pub fn sync_now(tx: &Sender<RemoteCommand>) -> Result<(), String> {
 }
 
 struct Worker {
+    /// Events and metrics: pushes, fetches, failures.
+    context: crate::engine::EngineContext,
     settings: RemoteSettings,
     user_settings: UserSettings,
     actor: Sender<Event>,
@@ -202,7 +206,17 @@ impl Worker {
             Err(err) => {
                 if !self.schedule.is_failing() {
                     self.record(format!("remote sync delayed: {err}"));
+                    self.context.events.emit(
+                        &self.settings.name,
+                        crate::engine::events::EventKind::RemoteError,
+                        None,
+                        Vec::new(),
+                        Some(format!("{url}: {err}")),
+                    );
                 }
+                self.context
+                    .metrics
+                    .remote_failed(&self.settings.name, git::REMOTE);
                 self.schedule.failed(err.clone(), now);
                 tracing::warn!(
                     repo = %self.settings.name,
@@ -213,6 +227,16 @@ impl Worker {
         }
         self.publish();
         result
+    }
+
+    fn tell(&self, kind: crate::engine::events::EventKind, url: &str) {
+        self.context.events.emit(
+            &self.settings.name,
+            kind,
+            None,
+            Vec::new(),
+            Some(format!("{} {url}", self.settings.trunk)),
+        );
     }
 
     /// `exchange`, with a panic turned into its error (the worker lives on).
@@ -233,9 +257,15 @@ impl Worker {
             self.configured_url = Some(url.to_owned());
         }
         for _ in 0..PUSH_ATTEMPTS {
-            git::fetch(&root, &self.user_settings, &trunk, &self.calls)
+            let fetched = git::fetch(&root, &self.user_settings, &trunk, &self.calls)
                 .map_err(|e| e.to_string())?;
             self.status_mut(|s| s.last_fetch = Some(Utc::now()));
+            self.context
+                .metrics
+                .fetched(&self.settings.name, git::REMOTE);
+            if fetched {
+                self.tell(crate::engine::events::EventKind::Fetched, url);
+            }
             self.integrate()?;
             match git::push(&root, &self.user_settings, &trunk, &self.calls)
                 .map_err(|e| e.to_string())?
@@ -243,6 +273,10 @@ impl Worker {
                 pushed @ (Pushed::Pushed | Pushed::UpToDate) => {
                     if pushed == Pushed::Pushed {
                         self.record(format!("pushed {trunk} to {url}"));
+                        self.context
+                            .metrics
+                            .pushed(&self.settings.name, git::REMOTE);
+                        self.tell(crate::engine::events::EventKind::Pushed, url);
                     }
                     self.status_mut(|s| s.last_push = Some(Utc::now()));
                     return Ok(());

@@ -73,6 +73,8 @@ pub struct WorkspaceSync {
     pub read: Vec<(PathBuf, Stat)>,
     /// Paths the check-out wrote, moved or removed, as they looked right after.
     pub written: Vec<(PathBuf, Option<Stat>)>,
+    /// Repo paths the snapshot found changed (read or removed).
+    pub changed: Vec<String>,
 }
 
 /// A workspace whose step failed; `touched` are paths a check-out changed before it stopped

@@ -62,6 +62,12 @@ impl Repository {
                 locked.snapshot(&plan.read_root, &store, scan, self.conflict_marker_style)?;
             sync.skipped = report.skipped;
             sync.read = report.read;
+            sync.changed = sync
+                .read
+                .iter()
+                .map(|(p, _)| p.to_string_lossy().into_owned())
+                .chain(report.removed.iter().cloned())
+                .collect();
             modes = report.modes;
             removed = report.removed;
             clean_modes = report.clean_modes;
