@@ -447,6 +447,28 @@ impl Actor {
         }
     }
 
+    /// The files other programs hold open for writing in each mount's backing directory.
+    fn backing_writers(&self) -> BTreeMap<Uuid, Vec<PathBuf>> {
+        let roots: Vec<(Uuid, PathBuf)> = self
+            .mounts
+            .values()
+            .map(|m| {
+                (
+                    m.id,
+                    m.backing
+                        .canonicalize()
+                        .unwrap_or_else(|_| m.backing.clone()),
+                )
+            })
+            .collect();
+        let paths: Vec<&std::path::Path> = roots.iter().map(|(_, p)| p.as_path()).collect();
+        roots
+            .iter()
+            .map(|(id, _)| *id)
+            .zip(mount::writers_beneath(&paths))
+            .collect()
+    }
+
     /// One sync step over every workspace that can be reached.
     fn step(&mut self) {
         self.step_with(false);
@@ -468,6 +490,7 @@ impl Actor {
         let mut taken = Vec::new();
         let mut plans = Vec::new();
         let now = Instant::now();
+        let mut backing_writers = self.backing_writers();
         for m in self.mounts.values_mut() {
             if m.retry_at.is_some_and(|at| at > now) {
                 continue;
@@ -483,7 +506,11 @@ impl Actor {
                 id: m.id,
                 rules: self.repo.ignore_rules(&m.backing),
             };
-            let writers = m.user_writers();
+            // Files programs write in the backing directory wait like those held in the
+            // mount: not read half-written, not replaced under their writer.
+            let in_backing = backing_writers.remove(&m.id).unwrap_or_default();
+            let mut writers = m.user_writers();
+            writers.extend(in_backing.iter().cloned());
             let planned = m.take_scan(&mut filter, &writers);
             let files = match m.files(fences.remove(&m.id)) {
                 Ok(files) => files,
@@ -499,7 +526,8 @@ impl Actor {
             if let Some(planned) = planned {
                 taken.push((m.id, planned));
             }
-            let held = m.held();
+            let mut held = m.held();
+            held.extend(in_backing);
             if !held.is_empty() {
                 tracing::debug!(mount = %m.path.display(), "held: {held:?}");
             }

@@ -129,7 +129,7 @@ impl Repository {
                 Err(err) => report.workspaces.push((id, Err(err.into()))),
             }
         }
-        let mode_changes = self.record_modes(&prepared);
+        self.record_modes(&prepared);
         // A workspace whose files match its commit goes first: when the jj CLI rewrote a
         // working-copy commit that several workspaces share, the change is credited to the
         // workspace it was made in.
@@ -159,12 +159,7 @@ impl Repository {
         // merge may keep it).
         self.forget_modes(&prepared, &integrated.tip.tree());
         self.set_current(integrated.repo.clone());
-        let results = self.write_all(
-            prepared,
-            integrated.targets,
-            &integrated.repo,
-            &mode_changes,
-        );
+        let results = self.write_all(prepared, integrated.targets, &integrated.repo);
         if let Err(err) = self.modes.save() {
             tracing::warn!(repo = %self.name, "cannot save file modes: {err}");
         }

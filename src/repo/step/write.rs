@@ -11,7 +11,7 @@ use jj_lib::repo::ReadonlyRepo;
 use jj_lib::repo_path::RepoPathBuf;
 use uuid::Uuid;
 
-use super::prepare::{ModeChange, Prepared};
+use super::prepare::Prepared;
 use super::{WorkspaceFailed, WorkspaceResult};
 use crate::repo::repository::Repository;
 use crate::repo::working_copy::{CheckoutContext, WcState};
@@ -25,20 +25,7 @@ impl Repository {
         prepared: Vec<Prepared>,
         targets: Vec<Commit>,
         repo: &Arc<ReadonlyRepo>,
-        mode_changes: &[ModeChange],
     ) -> Vec<(Uuid, WorkspaceResult)> {
-        // Each workspace but the one it happened in gets the change, and keeps it pending
-        // until a check-out of it succeeds.
-        for p in &prepared {
-            let pending = self.pending_modes.entry(p.plan.id).or_default();
-            for change in mode_changes {
-                if change.have.contains(&p.plan.id) {
-                    pending.remove(&change.path);
-                } else {
-                    pending.insert(change.path.clone(), change.mode);
-                }
-            }
-        }
         let op_id = repo.op_id().clone();
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get() * 2)
