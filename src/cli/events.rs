@@ -41,10 +41,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             if method != api::EVENT {
                 return Ok(());
             }
-            let event: EventRecord = serde_json::from_value(params.clone())
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let event: EventRecord =
+                serde_json::from_value(params).map_err(|e| ClientError::Protocol(e.to_string()))?;
             let line = if args.json {
-                params.to_string()
+                // In the contract's field order.
+                serde_json::to_string(&event).map_err(|e| ClientError::Protocol(e.to_string()))?
             } else {
                 text(&event)
             };
