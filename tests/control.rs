@@ -281,14 +281,26 @@ fn status_watch_repeats_plain_blocks_when_piped_and_ends_cleanly_on_ctrl_c() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // What it printed so far, read as it comes.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    wait_for("status --watch to print its block twice", || {
+        seen.lock().unwrap().matches("jjfsd ").count() >= 2
     });
-    // Two redraws take at least a second.
-    std::thread::sleep(Duration::from_millis(2500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -303,7 +315,8 @@ fn status_watch_repeats_plain_blocks_when_piped_and_ends_cleanly_on_ctrl_c() {
         "status --watch did not end on Ctrl-C"
     );
     assert!(status.unwrap().success(), "{status:?}");
-    let text = reader.join().unwrap();
+    reader.join().unwrap();
+    let text = seen.lock().unwrap().clone();
     assert!(
         text.matches("jjfsd ").count() >= 2,
         "repeated blocks: {text}"
@@ -311,5 +324,40 @@ fn status_watch_repeats_plain_blocks_when_piped_and_ends_cleanly_on_ctrl_c() {
     assert!(
         !text.contains('\x1b'),
         "no terminal codes when piped: {text:?}"
+    );
+}
+
+#[test]
+fn a_jj_cli_commit_in_a_paused_mounts_workspace_waits_for_the_resume_then_joins_trunk() {
+    let env = TestEnv::new();
+    let m = env.with_mounts(2);
+    let (m0, m1) = (&m[0], &m[1]);
+    let ws = env.workspace_of(m0);
+    env.ok(&["pause", s(m0)]);
+
+    // Committed with the jj CLI in the paused mount's backing workspace, while trunk moves on.
+    std::fs::write(ws.join("cli.md"), "from the jj cli\n").unwrap();
+    env.jj(&ws, &["commit", "-m", "written with jj while paused"]);
+    std::fs::write(m1.join("meanwhile.md"), "trunk moved on\n").unwrap();
+    sync(&env);
+    let trunk = env.trunk_log(&ws, "description ++ \"\\n\"");
+    assert!(
+        !trunk.contains("written with jj while paused"),
+        "the CLI commit waits: {trunk}"
+    );
+    assert!(
+        trunk.contains(s(m1)),
+        "the other mount's edit is on trunk: {trunk}"
+    );
+    assert!(!m1.join("cli.md").exists());
+    assert!(!m0.join("meanwhile.md").exists());
+
+    env.ok(&["resume", s(m0)]);
+    wait_content(&m1.join("cli.md"), "from the jj cli\n");
+    wait_content(&m0.join("meanwhile.md"), "trunk moved on\n");
+    let trunk = env.trunk_log(&ws, "description ++ \"\\n\"");
+    assert!(
+        trunk.contains("written with jj while paused"),
+        "the CLI commit joined trunk with its description: {trunk}"
     );
 }
