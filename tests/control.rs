@@ -361,3 +361,61 @@ fn a_jj_cli_commit_in_a_paused_mounts_workspace_waits_for_the_resume_then_joins_
         "the CLI commit joined trunk with its description: {trunk}"
     );
 }
+
+/// `git ARGS` in `dir`, which must succeed; its stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_paused_repo_neither_fetches_nor_pushes_and_both_machines_converge_on_resume() {
+    let shared = TestEnv::new();
+    let bare = shared.work().join("shared.git");
+    git(&shared.work(), &["init", "--bare", "-q", s(&bare)]);
+    let (a, b) = (TestEnv::new(), TestEnv::new());
+    let ma = a.with_mounts(1).remove(0);
+    a.ok(&["remote", "add", s(&bare)]);
+    std::fs::write(ma.join("hello.md"), "hello from a\n").unwrap();
+    a.ok(&["sync"]);
+    let mb = b.with_mounts(1).remove(0);
+    b.ok(&["remote", "add", s(&bare)]);
+    b.ok(&["sync"]);
+    wait_content(&mb.join("hello.md"), "hello from a\n");
+
+    a.ok(&["pause", "--repo", "default"]);
+    let pushed_before = git(&bare, &["rev-parse", "main"]);
+    std::fs::write(ma.join("from-a.md"), "written on a while paused\n").unwrap();
+    std::fs::write(mb.join("from-b.md"), "written on b\n").unwrap();
+    b.ok(&["sync"]);
+    let warnings = sync(&a);
+    assert!(warnings.contains(s(&ma)), "{warnings}");
+    // a fetched nothing and pushed nothing: the remote has b's change only.
+    assert!(!ma.join("from-b.md").exists(), "a paused repo fetched");
+    let remote_files = git(&bare, &["ls-tree", "--name-only", "main"]);
+    assert!(remote_files.contains("from-b.md"), "{remote_files}");
+    assert!(!remote_files.contains("from-a.md"), "a paused repo pushed");
+    assert_ne!(git(&bare, &["rev-parse", "main"]), pushed_before);
+    let trunk = a.trunk_log(&a.workspace_of(&ma), "description ++ \"\\n\"");
+    assert!(
+        !trunk.contains(s(&mb)),
+        "b's change reached a's trunk: {trunk}"
+    );
+
+    // On resume a's edit and b's change (trunk moved on the remote meanwhile) merge.
+    a.ok(&["resume", "--repo", "default"]);
+    sync(&a);
+    wait_content(&ma.join("from-b.md"), "written on b\n");
+    b.ok(&["sync"]);
+    wait_content(&mb.join("from-a.md"), "written on a while paused\n");
+    assert_eq!(common::snapshot_tree(&ma), common::snapshot_tree(&mb));
+}
