@@ -67,6 +67,10 @@ fn a_paused_mount_keeps_its_edits_and_gets_none_until_resumed_then_both_converge
 
     std::fs::write(m0.join("from-m0.md"), "zero\n").unwrap();
     std::fs::write(m1.join("from-m1.md"), "one\n").unwrap();
+    // The paused mount's edit waits, and `list` says so.
+    wait_for("the paused mount's pending change in `jjfs list`", || {
+        listed(&env, m1)["pending"].as_u64() >= Some(1)
+    });
     let warnings = sync(&env);
     let lines: Vec<&str> = warnings.lines().collect();
     assert_eq!(lines.len(), 1, "one warning line: {warnings}");
@@ -83,6 +87,7 @@ fn a_paused_mount_keeps_its_edits_and_gets_none_until_resumed_then_both_converge
     let out = env.ok(&["resume", s(m1)]);
     assert!(out.contains("Resumed"), "{out}");
     assert_eq!(listed(&env, m1)["paused"], false);
+    assert_eq!(listed(&env, m1)["pending"], 0, "recorded on resume");
     wait_content(&m1.join("from-m0.md"), "zero\n");
     wait_content(&m0.join("from-m1.md"), "one\n");
     sync(&env);

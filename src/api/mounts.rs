@@ -79,6 +79,9 @@ pub(crate) struct MountInfo {
     /// Not synced now: `jjfs pause` of the mount or of its repo.
     #[serde(default)]
     pub(crate) paused: bool,
+    /// Changed paths not recorded yet (a paused mount's wait for its resume).
+    #[serde(default)]
+    pub(crate) pending: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

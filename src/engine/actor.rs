@@ -229,6 +229,8 @@ impl Actor {
                     if !(repo_paused || m.paused) {
                         self.first_report.entry(id).or_insert(now);
                         self.debounce.note(now);
+                    } else {
+                        self.publish_pending(id);
                     }
                 }
             }
@@ -236,10 +238,13 @@ impl Actor {
                 let repo_paused = self.repo_paused;
                 if let Some(m) = self.mounts.get_mut(&id)
                     && m.note_watched(paths, now)
-                    && !(repo_paused || m.paused)
                 {
-                    self.first_report.entry(id).or_insert(now);
-                    self.debounce.note(now);
+                    if !(repo_paused || m.paused) {
+                        self.first_report.entry(id).or_insert(now);
+                        self.debounce.note(now);
+                    } else {
+                        self.publish_pending(id);
+                    }
                 }
             }
             Event::Operations => {
@@ -384,6 +389,18 @@ impl Actor {
         self.record(format!("closed {}", runtime.path.display()));
         self.first_report.remove(&id);
         Ok(was_paused)
+    }
+
+    /// Tells `status` how many changes a paused mount holds, without a whole publish (no
+    /// step runs to publish them until it is resumed).
+    fn publish_pending(&self, id: Uuid) {
+        let Some(m) = self.mounts.get(&id) else {
+            return;
+        };
+        let mut status = crate::engine::status::lock(&self.status);
+        if let Some(s) = status.mounts.iter_mut().find(|s| s.id == id) {
+            s.pending = m.pending_count();
+        }
     }
 
     /// Whether mount `m` is left out of steps now.

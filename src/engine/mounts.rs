@@ -356,7 +356,13 @@ impl MountRuntime {
             io_mode: self.mount.as_ref().map(Mount::io_mode),
             held: self.held_back.clone(),
             paused: self.paused,
+            pending: self.pending.len(),
         }
+    }
+
+    /// How many changed paths wait for a snapshot.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
     }
 
     /// Unmounts cleanly; fails while the mount is busy, leaving it exactly as it was:

@@ -20,6 +20,8 @@ pub struct MountStatus {
     pub held: Vec<String>,
     /// Not synced now (the mount's or its repo's pause).
     pub paused: bool,
+    /// Paths changed in it that no step has recorded yet (a paused mount's keep growing).
+    pub pending: usize,
 }
 
 #[derive(Debug, Clone, Default)]

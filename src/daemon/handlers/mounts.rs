@@ -216,6 +216,7 @@ pub(super) fn list(daemon: &Daemon) -> Vec<MountInfo> {
                 io_mode: live.and_then(|s| s.io_mode).map(str::to_owned),
                 held: live.map(|s| s.held.clone()).unwrap_or_default(),
                 paused: m.paused || config.repos.get(&m.repo).is_some_and(|r| r.paused),
+                pending: live.map_or(0, |s| s.pending),
             }
         })
         .collect()
