@@ -34,14 +34,32 @@ pub(crate) const DEFAULT_IGNORE: &[&str] = &[
     ".DS_Store",
 ];
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Config {
     #[serde(default)]
     pub(crate) repos: BTreeMap<String, RepoConfig>,
     #[serde(default)]
     pub(crate) mounts: Vec<MountConfig>,
+    /// Desktop notices of new conflicts (`jjfs config --global notify`).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub(crate) notify: bool,
+    /// Where `/metrics` is served (`HOST:PORT`); empty: not served.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) metrics_listen: String,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            repos: BTreeMap::new(),
+            mounts: Vec::new(),
+            notify: true,
+            metrics_listen: String::new(),
+            extra: Map::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -59,6 +77,9 @@ pub struct RepoConfig {
     pub(crate) rescan_interval: u64,
     #[serde(default = "default_ignore")]
     pub(crate) ignore: Vec<String>,
+    /// `jjfs pause --repo`: no mount of the repo syncs, nor its remote.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(crate) paused: bool,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }
@@ -73,6 +94,9 @@ pub struct MountConfig {
     /// folder): the owner of the mount path's parent, or `jjfs open --owner`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) owner: Option<Owner>,
+    /// `jjfs pause PATH`: the mount neither sends nor gets changes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(crate) paused: bool,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }
@@ -92,6 +116,7 @@ impl MountConfig {
             path,
             workspace,
             owner: None,
+            paused: false,
             extra: Map::new(),
         }
     }
@@ -105,6 +130,15 @@ impl MountConfig {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+fn is_true(value: &bool) -> bool {
+    *value
+}
+fn is_false(value: &bool) -> bool {
+    !*value
+}
 fn default_sync_interval() -> u64 {
     DEFAULT_SYNC_INTERVAL
 }
@@ -132,6 +166,7 @@ impl RepoConfig {
             trunk: default_trunk(),
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
             ignore: default_ignore(),
+            paused: false,
             extra: Map::new(),
         }
     }

@@ -27,6 +27,33 @@ pub(crate) struct CloseParams {
     pub(crate) path: PathBuf,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CloseResult {
+    /// The mount was paused: its edits were recorded before it went.
+    pub(crate) was_paused: bool,
+}
+
+/// `pause` / `resume`: one mount (`path`) or every mount of a repo and its remote (`repo`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PauseParams {
+    #[serde(default)]
+    pub(crate) path: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) repo: Option<String>,
+    /// True to pause, false to resume.
+    pub(crate) paused: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PauseResult {
+    /// The repo of the mount, or the repo paused.
+    pub(crate) repo: String,
+    /// The mounts whose syncing stopped or started.
+    pub(crate) changed: Vec<PathBuf>,
+    /// It was already so: nothing changed.
+    pub(crate) already: bool,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Health {
@@ -49,6 +76,12 @@ pub(crate) struct MountInfo {
     /// Repo paths this mount is behind on because a user holds them open for writing.
     #[serde(default)]
     pub(crate) held: Vec<String>,
+    /// Not synced now: `jjfs pause` of the mount or of its repo.
+    #[serde(default)]
+    pub(crate) paused: bool,
+    /// Changed paths not recorded yet (a paused mount's wait for its resume).
+    #[serde(default)]
+    pub(crate) pending: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

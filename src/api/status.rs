@@ -58,6 +58,9 @@ pub(crate) struct RepoStatus {
     /// Bytes used by the repo's store (objects and operations).
     #[serde(default)]
     pub(crate) history_bytes: Option<u64>,
+    /// `jjfs pause --repo`: no mount syncs, nor the remote.
+    #[serde(default)]
+    pub(crate) paused: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

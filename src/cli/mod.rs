@@ -5,9 +5,11 @@
 mod cat;
 mod close;
 mod config;
+mod conflicts;
 mod connect;
 mod diff;
 mod doctor;
+mod events;
 mod history;
 mod init;
 mod install;
@@ -15,6 +17,7 @@ mod list;
 mod log;
 mod open;
 mod output;
+mod pause;
 mod remote;
 mod restore;
 mod start;
@@ -49,6 +52,10 @@ enum Command {
     List(list::Args),
     Status(status::Args),
     Sync(sync::Args),
+    Pause(pause::PauseArgs),
+    Resume(pause::ResumeArgs),
+    Conflicts(conflicts::Args),
+    Events(events::Args),
     Start(start::Args),
     Stop(stop::Args),
     Config(config::Args),
@@ -77,6 +84,10 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(args),
         Command::Status(args) => status::run(args),
         Command::Sync(args) => sync::run(args),
+        Command::Pause(args) => pause::run_pause(args),
+        Command::Resume(args) => pause::run_resume(args),
+        Command::Conflicts(args) => conflicts::run(args),
+        Command::Events(args) => events::run(args),
         Command::Start(args) => start::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Config(args) => config::run(args),

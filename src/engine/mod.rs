@@ -3,6 +3,7 @@
 //! daemon), repository operations out. FUSE threads only ever send it messages, never wait.
 
 mod actor;
+pub mod conflicts;
 pub mod debounce;
 pub mod echo;
 pub mod events;
@@ -96,9 +97,18 @@ pub enum Event {
         mount: MountConfig,
         reply: Reply<&'static str>,
     },
+    /// Records the mount's changes (also a paused one's) and forgets it; replies whether it
+    /// was paused.
     Close {
         id: Uuid,
-        reply: Reply<()>,
+        reply: Reply<bool>,
+    },
+    /// Pauses or resumes one mount (`Some(id)`) or the whole repo (None); replies with the
+    /// paths of the mounts whose syncing stopped or started.
+    Pause {
+        mount: Option<Uuid>,
+        paused: bool,
+        reply: Reply<Vec<PathBuf>>,
     },
     /// Sync now (a full scan) and reply when every healthy mount is up to date, with a
     /// warning per mount that files held open for writing keep behind.
@@ -253,5 +263,6 @@ fn remote_settings(name: &str, config: &RepoConfig) -> RemoteSettings {
         url: config.remote.clone(),
         trunk: config.trunk.clone(),
         push_interval: std::time::Duration::from_secs(config.push_interval.max(1)),
+        paused: config.paused,
     }
 }

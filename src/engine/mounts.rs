@@ -69,6 +69,8 @@ pub struct MountRuntime {
     /// Paths the last step left as they are because a user holds them open for writing.
     pub held_back: Vec<String>,
     pub last_sync: Option<DateTime<Utc>>,
+    /// `jjfs pause PATH`: left out of every step (its repo may be paused too).
+    pub paused: bool,
 }
 
 /// What a step took from a mount's pending changes (put back if the step fails).
@@ -102,6 +104,7 @@ impl MountRuntime {
             retry_at: None,
             held_back: Vec::new(),
             last_sync: None,
+            paused: config.paused,
         }
     }
 
@@ -352,7 +355,14 @@ impl MountRuntime {
             last_sync: self.last_sync,
             io_mode: self.mount.as_ref().map(Mount::io_mode),
             held: self.held_back.clone(),
+            paused: self.paused,
+            pending: self.pending.len(),
         }
+    }
+
+    /// How many changed paths wait for a snapshot.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
     }
 
     /// Unmounts cleanly; fails while the mount is busy, leaving it exactly as it was:

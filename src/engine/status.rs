@@ -18,6 +18,10 @@ pub struct MountStatus {
     pub io_mode: Option<&'static str>,
     /// Repo paths this mount is behind on because a user holds them open for writing.
     pub held: Vec<String>,
+    /// Not synced now (the mount's or its repo's pause).
+    pub paused: bool,
+    /// Paths changed in it that no step has recorded yet (a paused mount's keep growing).
+    pub pending: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -33,6 +37,8 @@ pub struct RemoteStatus {
 pub struct RepoStatus {
     pub mounts: Vec<MountStatus>,
     pub conflicts: Vec<String>,
+    /// Each conflicted path: since when, and where its sides came from.
+    pub conflict_details: Vec<(String, super::conflicts::ConflictRecord)>,
     /// Paths a snapshot could not record, with why.
     pub skipped: Vec<(String, String)>,
     pub last_sync: Option<DateTime<Utc>>,

@@ -27,6 +27,8 @@ pub struct RemoteSettings {
     pub url: Option<String>,
     pub trunk: String,
     pub push_interval: Duration,
+    /// `jjfs pause --repo`: no fetch, no push.
+    pub paused: bool,
 }
 
 pub enum RemoteCommand {
@@ -118,7 +120,7 @@ impl Worker {
     fn run(mut self, rx: Receiver<RemoteCommand>) {
         self.publish();
         loop {
-            let wait = if self.settings.url.is_some() {
+            let wait = if self.settings.url.is_some() && !self.settings.paused {
                 self.schedule
                     .next()
                     .saturating_duration_since(Instant::now())
@@ -190,7 +192,7 @@ impl Worker {
 
     /// Fetch, integrate, push. Errors are recorded for `jjfs status` and retried later.
     fn cycle(&mut self) -> Result<(), String> {
-        let Some(url) = self.settings.url.clone() else {
+        let Some(url) = self.settings.url.clone().filter(|_| !self.settings.paused) else {
             return Ok(());
         };
         let result = self.guarded_exchange(&url);

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::super::state::Daemon;
 use super::{blocking, engine_error, rfc3339};
-use crate::api::{CloseParams, Error, Health, MountInfo, OpenParams, OpenResult};
+use crate::api::{CloseParams, CloseResult, Error, Health, MountInfo, OpenParams, OpenResult};
 use crate::config::{MountConfig, Owner};
 use crate::engine::Event;
 use crate::mount;
@@ -135,7 +135,7 @@ fn check_mount_point(daemon: &Daemon, path: &Path) -> Result<bool, Error> {
     }
 }
 
-pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(), Error> {
+pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<CloseResult, Error> {
     let _admin = daemon.admin.lock().await;
     let config = daemon.config();
     let Some(mount) = find_mount(&config.mounts, &params.path) else {
@@ -145,7 +145,7 @@ pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(
         )));
     };
     let id = mount.id;
-    match daemon.repo(&mount.repo) {
+    let was_paused = match daemon.repo(&mount.repo) {
         Ok(handle) => handle
             .ask(|reply| Event::Close { id, reply })
             .await
@@ -161,15 +161,17 @@ pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(
                 mount.path.display(),
                 mount.workspace.display()
             );
+            false
         }
-    }
+    };
     daemon.update_config(|config| {
         config.mounts.retain(|m| m.id != id);
         Ok(())
-    })
+    })?;
+    Ok(CloseResult { was_paused })
 }
 
-fn find_mount<'a>(mounts: &'a [MountConfig], path: &Path) -> Option<&'a MountConfig> {
+pub(super) fn find_mount<'a>(mounts: &'a [MountConfig], path: &Path) -> Option<&'a MountConfig> {
     let canonical: Option<PathBuf> = path.canonicalize().ok();
     mounts
         .iter()
@@ -213,6 +215,8 @@ pub(super) fn list(daemon: &Daemon) -> Vec<MountInfo> {
                 last_sync: rfc3339(live.and_then(|s| s.last_sync)),
                 io_mode: live.and_then(|s| s.io_mode).map(str::to_owned),
                 held: live.map(|s| s.held.clone()).unwrap_or_default(),
+                paused: m.paused || config.repos.get(&m.repo).is_some_and(|r| r.paused),
+                pending: live.map_or(0, |s| s.pending),
             }
         })
         .collect()

@@ -45,6 +45,7 @@ pub(super) fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
                 last_sync: rfc3339(live.last_sync),
                 history_commits: live.history_commits,
                 history_bytes: live.history_bytes,
+                paused: repo.paused,
             }
         })
         .collect();
