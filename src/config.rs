@@ -73,6 +73,10 @@ pub struct MountConfig {
     /// folder): the owner of the mount path's parent, or `jjfs open --owner`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) owner: Option<Owner>,
+    /// The repo folders the mount shows (`jjfs open --only`, `jjfs only`), normalized;
+    /// None for everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) only: Option<Vec<String>>,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }
@@ -92,6 +96,7 @@ impl MountConfig {
             path,
             workspace,
             owner: None,
+            only: None,
             extra: Map::new(),
         }
     }

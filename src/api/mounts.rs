@@ -1,4 +1,4 @@
-//! `open`, `close`, `list_mounts`.
+//! `open`, `close`, `only`, `list_mounts`.
 
 use std::path::PathBuf;
 
@@ -13,6 +13,9 @@ pub(crate) struct OpenParams {
     /// Who owns the files jjfs creates there (a user name or uid; a root daemon only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) owner: Option<String>,
+    /// Only these repo folders (`--only`); None for everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +28,23 @@ pub(crate) struct OpenResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CloseParams {
     pub(crate) path: PathBuf,
+}
+
+/// `only`: change what a mount shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OnlyParams {
+    /// The mount's path.
+    pub(crate) path: PathBuf,
+    /// The repo folders it is to show; None (`--all`) for everything.
+    #[serde(default)]
+    pub(crate) only: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OnlyResult {
+    pub(crate) path: PathBuf,
+    /// What it shows now, normalized; None for everything.
+    pub(crate) only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,6 +69,9 @@ pub(crate) struct MountInfo {
     /// Repo paths this mount is behind on because a user holds them open for writing.
     #[serde(default)]
     pub(crate) held: Vec<String>,
+    /// The repo folders it shows (`--only`, `jjfs only`); None (null) for everything.
+    #[serde(default)]
+    pub(crate) only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ mod init;
 mod install;
 mod list;
 mod log;
+mod only;
 mod open;
 mod output;
 mod remote;
@@ -45,6 +46,7 @@ enum Command {
     Init(init::Args),
     Remote(remote::Args),
     Open(open::Args),
+    Only(only::Args),
     Close(close::Args),
     List(list::Args),
     Status(status::Args),
@@ -73,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(args),
         Command::Remote(args) => remote::run(args),
         Command::Open(args) => open::run(args),
+        Command::Only(args) => only::run(args),
         Command::Close(args) => close::run(args),
         Command::List(args) => list::run(args),
         Command::Status(args) => status::run(args),

@@ -68,8 +68,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         if !repo.skipped.is_empty() {
             println!("  not synced:");
             for skipped in &repo.skipped {
+                let place = skipped
+                    .mount
+                    .as_ref()
+                    .map(|m| format!(" (in {})", m.display()))
+                    .unwrap_or_default();
                 println!(
-                    "    {}: {}",
+                    "    {}: {}{place}",
                     super::history::quoted(&skipped.path),
                     skipped.reason
                 );
