@@ -390,8 +390,8 @@ impl Actor {
                 m.request_full_scan();
             }
             self.step_with(false);
-            let applied = crate::selection::collapse(self.repo.sparse_patterns(&id, &state_paths))
-                == want;
+            let applied =
+                crate::selection::collapse(self.repo.sparse_patterns(&id, &state_paths)) == want;
             let Some(m) = self.mounts.get(&id) else {
                 return Err(EngineError::User("the mount was closed meanwhile".into()));
             };
@@ -561,7 +561,8 @@ impl Actor {
             }
             // What the workspace holds now (a selection changes in the step's check-out).
             let state_paths = self.repo.state_paths(&m.id, &m.backing);
-            let selection = Selection::from_prefixes(self.repo.sparse_patterns(&m.id, &state_paths));
+            let selection =
+                Selection::from_prefixes(self.repo.sparse_patterns(&m.id, &state_paths));
             let (rules, repo_ignores) = self.repo.ignore_rules_for(&m.id, &m.backing, &selection);
             m.note_repo_ignores(repo_ignores);
             let mut filter = PlanFilter {

@@ -386,8 +386,15 @@ mod tests {
 
         // Changed paths: outside ones are reported by their outermost folder, gone ones
         // outside are nothing at all (the repo's file there is no deletion).
-        let paths = ["notes/local", "notes/n", "a/c/z", "docs/sub/x", "gone/x", "a"]
-            .map(PathBuf::from);
+        let paths = [
+            "notes/local",
+            "notes/n",
+            "a/c/z",
+            "docs/sub/x",
+            "gone/x",
+            "a",
+        ]
+        .map(PathBuf::from);
         let planned = changed(&root, &paths.into_iter().collect(), &mut filter);
         let files: Vec<&str> = planned
             .scan

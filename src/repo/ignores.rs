@@ -123,7 +123,10 @@ mod tests {
             IgnoreRules::new(dir.path(), GitIgnoreFile::empty()).with_tree_files(&files);
         assert!(rules.is_ignored(Path::new("a/b/x.log"), false));
         assert!(rules.is_ignored(Path::new("a/b/x.tmp"), false));
-        assert!(rules.is_ignored(Path::new("a/b/x.out"), false), "disk still counts below");
+        assert!(
+            rules.is_ignored(Path::new("a/b/x.out"), false),
+            "disk still counts below"
+        );
         assert!(!rules.is_ignored(Path::new("a/b/x.md"), false));
     }
 }

@@ -441,6 +441,10 @@ fn read_gitignore(tree: &jj_lib::merged_tree::MergedTree, dir: &RepoPath) -> Opt
     };
     let mut reader = block_on(tree.store().read_file(&path, id)).ok()?;
     let mut content = Vec::new();
-    block_on(futures::AsyncReadExt::read_to_end(&mut reader, &mut content)).ok()?;
+    block_on(futures::AsyncReadExt::read_to_end(
+        &mut reader,
+        &mut content,
+    ))
+    .ok()?;
     Some(content)
 }
