@@ -205,10 +205,47 @@ fn narrowing_while_a_writer_edits_a_leaving_folder_loses_nothing() {
             "{name} was lost: repo {synced:?}, mount {local:?}"
         );
     }
+    let synced = written
+        .iter()
+        .filter(|(name, _)| full.join("notes").join(name).exists())
+        .count();
+    assert!(synced > 0, "writes made before the narrowing reached the repo");
     // The repo's files of the folder left this mount only.
     assert!(full.join("notes/todo.md").exists());
     assert!(!sel.join("notes/todo.md").exists());
     assert!(names(&sel).iter().all(|n| n == "docs" || n == "notes"));
+    // What stayed behind is listed as local to this mount.
+    if sel.join("notes").exists() {
+        let mount = Some(sel.to_str().unwrap().to_owned());
+        wait_for("the leftover writes to be listed", || {
+            skipped(&env)
+                .iter()
+                .any(|(p, m)| p.starts_with("notes") && m == &mount)
+        });
+    }
+}
+
+#[test]
+fn narrowing_waits_for_a_file_open_for_writing_in_a_leaving_folder() {
+    let env = TestEnv::new();
+    let full = repo_with_folders(&env);
+    let sel = open_only(&env, "sel", "docs,notes");
+    let mut open = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(sel.join("notes/todo.md"))
+        .unwrap();
+    std::io::Write::write_all(&mut open, b"half").unwrap();
+    let err = env.fails(&["only", sel.to_str().unwrap(), "docs"]);
+    assert!(err.contains("open for writing"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(listed_only(&env, &sel), serde_json::json!(["docs", "notes"]));
+    std::io::Write::write_all(&mut open, b" written\n").unwrap();
+    drop(open);
+    env.ok(&["only", sel.to_str().unwrap(), "docs"]);
+    wait_content(&full.join("notes/todo.md"), "half written\n");
+    assert!(!sel.join("notes").exists(), "the emptied folder left the mount");
+    assert_eq!(names(&sel), ["docs"]);
 }
 
 #[test]
