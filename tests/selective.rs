@@ -306,3 +306,33 @@ fn the_jj_cli_in_the_backing_workspace_sees_the_selection() {
     std::fs::write(sel.join("docs/later.md"), "later\n").unwrap();
     wait_content(&full.join("docs/later.md"), "later\n");
 }
+
+#[test]
+fn a_nested_selection_shows_the_way_there_and_its_ancestors_ignores_apply() {
+    let env = TestEnv::new();
+    let full = repo_with_folders(&env);
+    std::fs::write(full.join("docs/.gitignore"), "*.tmp\n").unwrap();
+    std::fs::write(full.join("docs/readme.md"), "beside guide\n").unwrap();
+    env.ok(&["sync"]);
+    let sel = open_only(&env, "sel", "docs/guide");
+    assert_eq!(names(&sel), ["docs"]);
+    assert_eq!(names(&sel.join("docs")), ["guide"], "a leading folder holds only the way");
+    assert_eq!(listed_only(&env, &sel), serde_json::json!(["docs/guide"]));
+
+    // docs/.gitignore and the root's (neither is in this mount) apply in docs/guide.
+    std::fs::write(sel.join("docs/guide/scratch.tmp"), "ignored\n").unwrap();
+    std::fs::write(sel.join("docs/guide/run.log"), "ignored\n").unwrap();
+    std::fs::write(sel.join("docs/guide/new.md"), "synced\n").unwrap();
+    wait_content(&full.join("docs/guide/new.md"), "synced\n");
+    env.ok(&["sync"]);
+    assert!(!full.join("docs/guide/scratch.tmp").exists());
+    assert!(!full.join("docs/guide/run.log").exists());
+    // A file beside the selected folder, in the leading one, stays local.
+    std::fs::write(sel.join("docs/beside.md"), "local\n").unwrap();
+    let mount = Some(sel.to_str().unwrap().to_owned());
+    wait_for("docs/beside.md to be listed as skipped", || {
+        skipped(&env).contains(&("docs/beside.md".to_owned(), mount.clone()))
+    });
+    assert!(!full.join("docs/beside.md").exists());
+    assert_eq!(read(&full.join("docs/readme.md")).as_deref(), Some("beside guide\n"));
+}
