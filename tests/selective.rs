@@ -209,7 +209,10 @@ fn narrowing_while_a_writer_edits_a_leaving_folder_loses_nothing() {
         .iter()
         .filter(|(name, _)| full.join("notes").join(name).exists())
         .count();
-    assert!(synced > 0, "writes made before the narrowing reached the repo");
+    assert!(
+        synced > 0,
+        "writes made before the narrowing reached the repo"
+    );
     // The repo's files of the folder left this mount only.
     assert!(full.join("notes/todo.md").exists());
     assert!(!sel.join("notes/todo.md").exists());
@@ -239,12 +242,18 @@ fn narrowing_waits_for_a_file_open_for_writing_in_a_leaving_folder() {
     let err = env.fails(&["only", sel.to_str().unwrap(), "docs"]);
     assert!(err.contains("open for writing"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert_eq!(listed_only(&env, &sel), serde_json::json!(["docs", "notes"]));
+    assert_eq!(
+        listed_only(&env, &sel),
+        serde_json::json!(["docs", "notes"])
+    );
     std::io::Write::write_all(&mut open, b" written\n").unwrap();
     drop(open);
     env.ok(&["only", sel.to_str().unwrap(), "docs"]);
     wait_content(&full.join("notes/todo.md"), "half written\n");
-    assert!(!sel.join("notes").exists(), "the emptied folder left the mount");
+    assert!(
+        !sel.join("notes").exists(),
+        "the emptied folder left the mount"
+    );
     assert_eq!(names(&sel), ["docs"]);
 }
 
@@ -316,7 +325,11 @@ fn a_nested_selection_shows_the_way_there_and_its_ancestors_ignores_apply() {
     env.ok(&["sync"]);
     let sel = open_only(&env, "sel", "docs/guide");
     assert_eq!(names(&sel), ["docs"]);
-    assert_eq!(names(&sel.join("docs")), ["guide"], "a leading folder holds only the way");
+    assert_eq!(
+        names(&sel.join("docs")),
+        ["guide"],
+        "a leading folder holds only the way"
+    );
     assert_eq!(listed_only(&env, &sel), serde_json::json!(["docs/guide"]));
 
     // docs/.gitignore and the root's (neither is in this mount) apply in docs/guide.
@@ -334,5 +347,8 @@ fn a_nested_selection_shows_the_way_there_and_its_ancestors_ignores_apply() {
         skipped(&env).contains(&("docs/beside.md".to_owned(), mount.clone()))
     });
     assert!(!full.join("docs/beside.md").exists());
-    assert_eq!(read(&full.join("docs/readme.md")).as_deref(), Some("beside guide\n"));
+    assert_eq!(
+        read(&full.join("docs/readme.md")).as_deref(),
+        Some("beside guide\n")
+    );
 }
