@@ -153,7 +153,12 @@ fn set_sparse(
         return Ok(());
     };
     let want = crate::repo::working_copy::sparse::patterns(want);
-    let report = locked.set_sparse(&want, cx)?;
+    let report = locked.set_sparse(&want, cx).map_err(|mut failed| {
+        // What the check-out before it wrote is touched too.
+        let written = sync.written.iter().map(|(path, _)| path.clone());
+        failed.touched = written.chain(failed.touched).collect();
+        failed
+    })?;
     sync.written.extend(report.touched);
     sync.widened = report.entering;
     Ok(())
