@@ -78,6 +78,11 @@ fn a_selective_mount_shows_only_its_folders_and_keeps_the_rest_local() {
     );
     assert_eq!(listed_only(&env, &sel), serde_json::json!(["docs"]));
     assert_eq!(listed_only(&env, &full), serde_json::Value::Null);
+    assert_eq!(env.ok(&["only", sel.to_str().unwrap()]).trim(), "only docs");
+    assert_eq!(
+        env.ok(&["only", full.to_str().unwrap()]).trim(),
+        "everything"
+    );
 
     // Changes elsewhere in the repo never reach it; changes inside it do, both ways.
     std::fs::write(full.join("notes/todo.md"), "todo, edited\n").unwrap();

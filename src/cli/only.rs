@@ -1,3 +1,5 @@
+//! `jjfs only`: change which repo folders a mount shows, or print what it shows.
+
 use std::path::PathBuf;
 
 use anyhow::Context;
