@@ -97,6 +97,10 @@ pub struct MountConfig {
     /// `jjfs pause PATH`: the mount neither sends nor gets changes.
     #[serde(default, skip_serializing_if = "is_false")]
     pub(crate) paused: bool,
+    /// The repo folders the mount shows (`jjfs open --only`, `jjfs only`), normalized;
+    /// None for everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) only: Option<Vec<String>>,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }
@@ -117,6 +121,7 @@ impl MountConfig {
             workspace,
             owner: None,
             paused: false,
+            only: None,
             extra: Map::new(),
         }
     }

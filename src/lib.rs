@@ -38,6 +38,7 @@
 //! - `desktop_notice`: desktop notices of new conflicts on the mount owner's session bus.
 //! - `doctor`: the machine checks of `jjfs doctor`.
 //! - `exclude`: keeping a mount out of the git or jj project around it (`info/exclude`).
+//! - `selection`: the folders a selective mount shows (`--only`, `jjfs only`).
 //! - `config`, `paths`, `atomic_file`, `stamp`: state on disk.
 
 pub(crate) mod api;
@@ -58,6 +59,7 @@ pub(crate) mod paths;
 pub mod remote;
 pub mod repo;
 pub(crate) mod rpc;
+pub mod selection;
 pub(crate) mod service;
 pub mod stamp;
 pub mod watch;

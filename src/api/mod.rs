@@ -112,6 +112,8 @@ methods! {
     "events" => Events(EventsParams) -> EventsResult;
     /// The global settings (`notify`, `metrics_listen`).
     "config_global" => ConfigGlobal(GlobalConfigParams) -> GlobalConfigResult;
+    /// Change what a mount shows: only some repo folders, or everything.
+    "only" => Only(OnlyParams) -> OnlyResult;
     "list_mounts" => ListMounts(ListMounts) -> ListResult;
     "status" => Status(StatusParams) -> StatusResult;
     /// A barrier: returns once every healthy mount is up to date (then syncs the remote).
@@ -178,6 +180,13 @@ mod tests {
         round_trip(Shutdown);
         round_trip(StatusParams::default());
         round_trip(SyncParams { repo: None });
+        let Request::Only(only) = round_trip(OnlyParams {
+            path: "/m".into(),
+            only: None,
+        }) else {
+            panic!("not an only")
+        };
+        assert_eq!(only.only, None, "--all travels as null");
         let Request::Cat(cat) = round_trip(CatParams {
             scope: Scope::default(),
             path: "a/b".into(),

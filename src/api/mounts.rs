@@ -1,4 +1,4 @@
-//! `open`, `close`, `list_mounts`.
+//! `open`, `close`, `only`, `list_mounts`.
 
 use std::path::PathBuf;
 
@@ -13,6 +13,9 @@ pub(crate) struct OpenParams {
     /// Who owns the files jjfs creates there (a user name or uid; a root daemon only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) owner: Option<String>,
+    /// Only these repo folders (`--only`); None for everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +57,23 @@ pub(crate) struct PauseResult {
     pub(crate) already: bool,
 }
 
+/// `only`: change what a mount shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OnlyParams {
+    /// The mount's path.
+    pub(crate) path: PathBuf,
+    /// The repo folders it is to show; None (`--all`) for everything.
+    #[serde(default)]
+    pub(crate) only: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OnlyResult {
+    pub(crate) path: PathBuf,
+    /// What it shows now, normalized; None for everything.
+    pub(crate) only: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Health {
@@ -82,6 +102,9 @@ pub(crate) struct MountInfo {
     /// Changed paths not recorded yet (a paused mount's wait for its resume).
     #[serde(default)]
     pub(crate) pending: usize,
+    /// The repo folders it shows (`--only`, `jjfs only`); None (null) for everything.
+    #[serde(default)]
+    pub(crate) only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

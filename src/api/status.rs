@@ -36,6 +36,9 @@ pub(crate) enum RemoteState {
 pub(crate) struct Skipped {
     pub(crate) path: String,
     pub(crate) reason: String,
+    /// The mount where it is.
+    #[serde(default)]
+    pub(crate) mount: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ mod init;
 mod install;
 mod list;
 mod log;
+mod only;
 mod open;
 mod output;
 mod pause;
@@ -48,6 +49,7 @@ enum Command {
     Init(init::Args),
     Remote(remote::Args),
     Open(open::Args),
+    Only(only::Args),
     Close(close::Args),
     List(list::Args),
     Status(status::Args),
@@ -80,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(args),
         Command::Remote(args) => remote::run(args),
         Command::Open(args) => open::run(args),
+        Command::Only(args) => only::run(args),
         Command::Close(args) => close::run(args),
         Command::List(args) => list::run(args),
         Command::Status(args) => status::run(args),

@@ -166,9 +166,14 @@ fn write_status(out: &mut String, status: &StatusResult, verbose: bool) -> std::
         if !repo.skipped.is_empty() {
             writeln!(out, "  not synced:")?;
             for skipped in &repo.skipped {
+                let place = skipped
+                    .mount
+                    .as_ref()
+                    .map(|m| format!(" (in {})", m.display()))
+                    .unwrap_or_default();
                 writeln!(
                     out,
-                    "    {}: {}",
+                    "    {}: {}{place}",
                     super::history::quoted(&skipped.path),
                     skipped.reason
                 )?;

@@ -24,6 +24,7 @@ use crate::repo::pack;
 use crate::repo::repository::Repository;
 use crate::repo::step::{StepReport, WorkspaceFailed, WorkspacePlan};
 use crate::repo::{Identity, RepoError, user_settings};
+use crate::selection::Selection;
 use crate::stamp::Stamp;
 use crate::watch::Watcher;
 
@@ -32,6 +33,12 @@ const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 
 /// How often a `jjfs sync` retries a step that a user's concurrent write interrupted.
 const BARRIER_RETRIES: usize = 20;
+
+/// How long `jjfs only` keeps trying while users write in the folders leaving a selection.
+const SELECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pause between its tries.
+const SELECT_PAUSE: Duration = Duration::from_millis(50);
 
 /// How often, at most, a repo that keeps changing is checked for loose objects to pack.
 const PACK_CHECK_INTERVAL: Duration = Duration::from_secs(600);
@@ -286,6 +293,11 @@ impl Actor {
                 let _ = reply.send(result);
                 self.publish();
             }
+            Event::Select { id, only, reply } => {
+                let result = self.select(id, only);
+                let _ = reply.send(result);
+                self.publish();
+            }
             Event::Sync { reply } => {
                 let _ = reply.send(self.barrier().map(|()| self.held_warnings()));
             }
@@ -338,10 +350,16 @@ impl Actor {
 
     fn open(&mut self, config: MountConfig) -> Result<&'static str, EngineError> {
         let (id, path, backing) = (config.id, config.path.clone(), config.workspace.clone());
+        let runtime = MountRuntime::new(&config);
         self.repo
-            .add_workspace(&id, &backing, config.file_owner())
+            .add_workspace_with(
+                &id,
+                &backing,
+                config.file_owner(),
+                &runtime.wanted_patterns(),
+            )
             .map_err(EngineError::repo("cannot create the workspace"))?;
-        let mut runtime = MountRuntime::new(&config);
+        let mut runtime = runtime;
         if let Err(err) = runtime.start(&self.tx) {
             let _ = self.repo.forget_workspace(&id);
             let _ = std::fs::remove_dir_all(&backing);
@@ -480,6 +498,69 @@ impl Actor {
             self.step_until_settled(false);
         }
         Ok(changed)
+    }
+
+    /// Changes what a mount shows (see `Event::Select`): a full snapshot of what it shows
+    /// now and the change of its files happen in one step, under its working-copy lock, so
+    /// no edit in a leaving folder is dropped; a step that a user's write interrupts is run
+    /// again. Folders entering it arrive with the step after (merged with local files in
+    /// their way). Gives up, leaving the selection as it was, when users keep writing in the
+    /// leaving folders for `SELECT_TIMEOUT`.
+    fn select(&mut self, id: Uuid, only: Option<Vec<String>>) -> Result<(), EngineError> {
+        let Some(m) = self.mounts.get_mut(&id) else {
+            return Err(EngineError::User("no such mount".into()));
+        };
+        if let Some(problem) = &m.problem {
+            return Err(EngineError::Failed(format!(
+                "{} is unhealthy ({problem}); change its selection once it syncs again",
+                m.path.display()
+            )));
+        }
+        let wanted = Selection::of(only.as_deref());
+        if let Some(open) = m.user_writers().iter().find(|p| !wanted.contains(p)) {
+            return Err(EngineError::Busy(format!(
+                "{} is open for writing in {}; close it, then change the selection",
+                open.display(),
+                m.path.display()
+            )));
+        }
+        let before = std::mem::replace(&mut m.only, only);
+        let want = m.wanted_patterns();
+        let state_paths = self.repo.state_paths(&id, &m.backing);
+        let deadline = Instant::now() + SELECT_TIMEOUT;
+        let mut why = String::from("users kept writing in the folders it leaves");
+        loop {
+            if let Some(m) = self.mounts.get_mut(&id) {
+                m.retry_at = None;
+                m.request_full_scan();
+            }
+            self.step_with(false);
+            let applied =
+                crate::selection::collapse(self.repo.sparse_patterns(&id, &state_paths)) == want;
+            let Some(m) = self.mounts.get(&id) else {
+                return Err(EngineError::User("the mount was closed meanwhile".into()));
+            };
+            if applied && !self.retry {
+                return Ok(());
+            }
+            if let Some(problem) = &m.problem {
+                why = problem.clone();
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(SELECT_PAUSE);
+        }
+        // Back to what config says: the next steps undo what was done (folders that left
+        // come back, merged with what was written there meanwhile).
+        if let Some(m) = self.mounts.get_mut(&id) {
+            m.only = before;
+            m.request_full_scan();
+        }
+        self.retry = true;
+        Err(EngineError::Busy(format!(
+            "the selection did not change: {why}; try again"
+        )))
     }
 
     fn configure(&mut self, config: RepoConfig) {
@@ -655,10 +736,17 @@ impl Actor {
             if !m.backing.join(".jj").is_dir() {
                 continue;
             }
+            // What the workspace holds now (a selection changes in the step's check-out).
+            let state_paths = self.repo.state_paths(&m.id, &m.backing);
+            let selection =
+                Selection::from_prefixes(self.repo.sparse_patterns(&m.id, &state_paths));
+            let (rules, repo_ignores) = self.repo.ignore_rules_for(&m.id, &m.backing, &selection);
+            m.note_repo_ignores(repo_ignores);
             let mut filter = PlanFilter {
                 repo: &self.repo,
                 id: m.id,
-                rules: self.repo.ignore_rules(&m.backing),
+                rules,
+                selection,
             };
             // Files programs write in the backing directory wait like those held in the
             // mount: not read half-written, not replaced under their writer.
@@ -688,11 +776,12 @@ impl Actor {
             plans.push(WorkspacePlan {
                 id: m.id,
                 label: m.path.display().to_string(),
-                state: self.repo.state_paths(&m.id, &m.backing),
+                state: state_paths,
                 read_root,
                 files,
                 scan,
                 held,
+                sparse: Some(m.wanted_patterns()),
             });
         }
         if plans.is_empty() && !always {
@@ -761,6 +850,12 @@ impl Actor {
                     m.remember(read.chain(written).collect::<Vec<_>>(), now);
                     for (path, reason) in sync.skipped {
                         m.skip(PathBuf::from(path), reason);
+                    }
+                    if sync.widened {
+                        // Folders entered its selection: the next step brings their files,
+                        // merged with what a user left in their way.
+                        m.request_full_scan();
+                        self.retry = true;
                     }
                 }
                 Err(WorkspaceFailed { error, touched }) => {
@@ -909,16 +1004,18 @@ impl Actor {
             .map(|(path, record)| (path.clone(), record.clone()))
             .collect();
         status.history_commits = history_len;
-        let mut skipped: BTreeMap<String, String> = BTreeMap::new();
+        let mut skipped = Vec::new();
         for m in self.mounts.values() {
             for (path, why) in m.skipped() {
-                let path = path.to_string_lossy().into_owned();
-                skipped
-                    .entry(path)
-                    .or_insert_with(|| format!("{why} (in {})", m.path.display()));
+                skipped.push(crate::engine::status::SkippedPath {
+                    path: path.to_string_lossy().into_owned(),
+                    reason: why.clone(),
+                    mount: Some(m.path.clone()),
+                });
             }
         }
-        status.skipped = skipped.into_iter().collect();
+        skipped.sort_by(|a, b| (&a.path, &a.mount).cmp(&(&b.path, &b.mount)));
+        status.skipped = skipped;
     }
 
     fn shutdown(&mut self) {
@@ -1057,6 +1154,7 @@ struct PlanFilter<'a> {
     repo: &'a Repository,
     id: Uuid,
     rules: IgnoreRules,
+    selection: Selection,
 }
 
 impl ScanFilter for PlanFilter<'_> {
@@ -1066,6 +1164,10 @@ impl ScanFilter for PlanFilter<'_> {
 
     fn skips(&mut self, path: &std::path::Path, is_dir: bool) -> bool {
         self.rules.is_ignored(path, is_dir) && !self.repo.tracks(&self.id, path)
+    }
+
+    fn selection(&self) -> Option<&Selection> {
+        Some(&self.selection)
     }
 }
 

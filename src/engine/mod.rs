@@ -110,6 +110,13 @@ pub enum Event {
         paused: bool,
         reply: Reply<Vec<PathBuf>>,
     },
+    /// A mount's new selection (`jjfs only`; None: everything), normalized: its edits are
+    /// recorded, then it shows only those folders.
+    Select {
+        id: Uuid,
+        only: Option<Vec<String>>,
+        reply: Reply<()>,
+    },
     /// Sync now (a full scan) and reply when every healthy mount is up to date, with a
     /// warning per mount that files held open for writing keep behind.
     Sync {

@@ -24,6 +24,16 @@ pub struct MountStatus {
     pub pending: usize,
 }
 
+/// A path that is not synced: where it is and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedPath {
+    /// Relative to the repo root, `/`-separated.
+    pub path: String,
+    pub reason: String,
+    /// The mount where it is.
+    pub mount: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RemoteStatus {
     pub url: Option<String>,
@@ -39,8 +49,8 @@ pub struct RepoStatus {
     pub conflicts: Vec<String>,
     /// Each conflicted path: since when, and where its sides came from.
     pub conflict_details: Vec<(String, super::conflicts::ConflictRecord)>,
-    /// Paths a snapshot could not record, with why.
-    pub skipped: Vec<(String, String)>,
+    /// Paths a snapshot could not record, with why and in which mount.
+    pub skipped: Vec<SkippedPath>,
     pub last_sync: Option<DateTime<Utc>>,
     pub remote: RemoteStatus,
     /// Recent sync activity, oldest first.

@@ -33,6 +33,7 @@ pub(crate) async fn dispatch(
         Request::Init(params) => Response::Init(init::init(daemon, params, progress).await?),
         Request::Open(params) => Response::Open(mounts::open(daemon, params).await?),
         Request::Close(params) => Response::Close(mounts::close(daemon, params).await?),
+        Request::Only(params) => Response::Only(mounts::only(daemon, params).await?),
         Request::ListMounts(api::ListMounts) => Response::ListMounts(api::ListResult {
             mounts: mounts::list(daemon),
         }),

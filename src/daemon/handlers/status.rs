@@ -37,9 +37,10 @@ pub(super) fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
                 skipped: live
                     .skipped
                     .iter()
-                    .map(|(path, reason)| Skipped {
-                        path: path.clone(),
-                        reason: reason.clone(),
+                    .map(|skipped| Skipped {
+                        path: skipped.path.clone(),
+                        reason: skipped.reason.clone(),
+                        mount: skipped.mount.clone(),
                     })
                     .collect(),
                 last_sync: rfc3339(live.last_sync),

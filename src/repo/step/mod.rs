@@ -57,6 +57,10 @@ pub struct WorkspacePlan {
     pub scan: Option<Scan>,
     /// Paths kept as they are on disk (open for writing, inside a nested repository).
     pub held: Vec<PathBuf>,
+    /// The part of the repo its files are to hold (jj's sparse patterns, as repo paths; the
+    /// root `""` for all), when it may have changed: set after its check-out (see
+    /// `working_copy::sparse`).
+    pub sparse: Option<Vec<String>>,
 }
 
 /// What happened to one workspace.
@@ -75,6 +79,8 @@ pub struct WorkspaceSync {
     pub written: Vec<(PathBuf, Option<Stat>)>,
     /// Repo paths the snapshot found changed (read or removed).
     pub changed: Vec<String>,
+    /// Files entered its patterns: the next step, a full snapshot, brings them.
+    pub widened: bool,
 }
 
 /// A workspace whose step failed; `touched` are paths a check-out changed before it stopped

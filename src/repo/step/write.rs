@@ -93,8 +93,20 @@ impl Repository {
             mode_updates: &modes,
             held: &plan.held,
         };
-        match locked.check_out(&target.tree(), &cx) {
-            Ok(report) => sync.written = report.touched,
+        let checked_out = locked.check_out(&target.tree(), &cx).and_then(|report| {
+            sync.written = report.touched;
+            set_sparse(&mut locked, plan.sparse.as_deref(), &cx, &mut sync)
+        });
+        match checked_out {
+            Ok(()) if sync.widened => {
+                // The state's tree lacks the entering files until the next step brings
+                // them: saved without recording the operation (see `working_copy::sparse`).
+                return match locked.keep() {
+                    Ok(state) => (Ok(sync), Some(state)),
+                    Err(error) => (Err(error.into()), None),
+                };
+            }
+            Ok(()) => {}
             Err(failed) => {
                 let state = match locked.keep() {
                     Ok(state) => Some(state),
@@ -115,6 +127,28 @@ impl Repository {
             Err(error) => (Err(error.into()), None),
         }
     }
+}
+
+/// Gives the workspace the patterns its plan wants, if they changed.
+fn set_sparse(
+    locked: &mut crate::repo::working_copy::LockedWorkingCopy,
+    want: Option<&[String]>,
+    cx: &CheckoutContext<'_>,
+    sync: &mut super::WorkspaceSync,
+) -> Result<(), crate::repo::working_copy::CheckoutFailed> {
+    let Some(want) = want else {
+        return Ok(());
+    };
+    let want = crate::repo::working_copy::sparse::patterns(want);
+    let report = locked.set_sparse(&want, cx).map_err(|mut failed| {
+        // What the check-out before it wrote is touched too.
+        let written = sync.written.iter().map(|(path, _)| path.clone());
+        failed.touched = written.chain(failed.touched).collect();
+        failed
+    })?;
+    sync.written.extend(report.touched);
+    sync.widened = report.entering;
+    Ok(())
 }
 
 /// The pending mode changes of files this workspace has, with their executable bit.

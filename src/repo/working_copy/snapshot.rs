@@ -100,7 +100,9 @@ pub fn snapshot(
         let Ok(repo_path) = RepoPathBuf::from_internal_string(name) else {
             continue;
         };
-        if repo_path.is_root() {
+        // Outside the workspace's patterns (a selective mount): the repo's file there is not
+        // on disk, and whatever a user put there stays theirs.
+        if repo_path.is_root() || !super::sparse::covers(&state.sparse, &repo_path) {
             continue;
         }
         let stat = root
