@@ -1,12 +1,12 @@
 use clap::Parser;
 
 use super::output;
-use crate::api::{Health, ListMounts, MountInfo};
+use crate::api::{Health, ListMounts, MountInfo, MountMode};
 
 /// List the mounts: id, repo, path, health and last sync.
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
-    /// Print JSON: {"mounts": [{"id", "repo", "path", "workspace", "health", "reason", "last_sync"}]}.
+    /// Print JSON: {"mounts": [{"id", "repo", "path", "workspace", "mode", "health", "reason", "last_sync"}]}.
     #[arg(long)]
     json: bool,
 }
@@ -33,8 +33,12 @@ pub(crate) fn mount_line(mount: &MountInfo) -> String {
         (Health::Unhealthy, Some(reason)) => format!("UNHEALTHY: {reason}"),
         (Health::Unhealthy, None) => "UNHEALTHY".to_owned(),
     };
+    let mode = match mount.mode {
+        MountMode::Direct => "  direct",
+        MountMode::Fuse => "",
+    };
     format!(
-        "{}  {}  [{}]  {}  last sync {}",
+        "{}  {}  [{}]{mode}  {}  last sync {}",
         mount.path.display(),
         mount.repo,
         &mount.id.to_string()[..8],

@@ -3,13 +3,18 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::api::OpenParams;
+use crate::api::{ModeChoice, OpenParams};
 
 /// Mount a repo at PATH (default ./REPO): a live view that syncs with its other mounts.
 ///
-/// The parent of PATH must exist; PATH is created, and must be empty if it exists. Inside a
-/// git work tree (or jj workspace) the mount's path is added to the repository's
-/// `info/exclude`, so it stays out of `git status` there; `close` removes that line.
+/// The parent of PATH must exist; PATH is created, and must be empty if it exists (unless
+/// `--adopt`). Inside a git work tree (or jj workspace) the mount's path is added to the
+/// repository's `info/exclude`, so it stays out of `git status` there; `close` removes that
+/// line.
+///
+/// A FUSE mount serves the repo's files from a backing jj workspace under $JJFS_HOME; a
+/// direct mount is a plain folder that holds the files itself, watched and written by jjfs
+/// (for machines and containers without FUSE; see the README for what it guarantees less).
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
     repo: String,
@@ -21,6 +26,15 @@ pub(crate) struct Args {
     /// Do not add the mount to the enclosing git repository's `info/exclude`.
     #[arg(long)]
     no_exclude: bool,
+    /// fuse, direct, or auto (FUSE when this machine can mount it, else direct); by default
+    /// the repo's `mount_mode` setting (auto unless set). Kept for the mount.
+    #[arg(long, value_enum, value_name = "MODE")]
+    mode: Option<ModeChoice>,
+    /// Sync a non-empty folder in place as a direct mount: its files become the mount's first
+    /// change and merge with the repo like a concurrent edit (how a closed direct mount is
+    /// opened again).
+    #[arg(long)]
+    adopt: bool,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -32,8 +46,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             repo: args.repo,
             path: path.clone(),
             owner: args.owner,
+            mode: args.mode,
+            adopt: args.adopt,
         })
         .context("cannot open the mount")?;
+    if let Some(note) = &opened.note {
+        eprintln!("{note}");
+    }
     println!("{}", opened.mount_path.display());
     if !args.no_exclude {
         match crate::exclude::exclude_mount(&path) {

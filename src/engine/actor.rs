@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use uuid::Uuid;
 
 use super::debounce::{Debounce, QUIET};
+use super::direct::FOLDER_CHECK;
 use super::events::EventKind;
 use super::mounts::{MountRuntime, Taken};
 use super::scan::ScanFilter;
@@ -60,6 +61,8 @@ pub struct Actor {
     /// Events, metrics and notices.
     context: super::EngineContext,
     told: Told,
+    /// When the folders of direct mounts are checked next (see `direct::FOLDER_CHECK`).
+    next_folder_check: Instant,
 }
 
 impl Actor {
@@ -103,6 +106,7 @@ impl Actor {
             packing: None,
             context,
             told: Told::default(),
+            next_folder_check: Instant::now() + FOLDER_CHECK,
         })
     }
 
@@ -139,6 +143,13 @@ impl Actor {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let now = Instant::now();
+                    if self.has_direct_mounts() && now >= self.next_folder_check {
+                        self.next_folder_check = now + FOLDER_CHECK;
+                        self.guarded("checking folders", Self::check_folders);
+                    }
+                    if !self.step_due(now) {
+                        continue;
+                    }
                     if now >= self.next_rescan {
                         self.next_rescan = now + rescan_interval(&self.config);
                         self.mounts
@@ -153,8 +164,45 @@ impl Actor {
         self.shutdown();
     }
 
+    /// Whether a step is due at `now` (the deadline passed was not only the folder check).
+    fn step_due(&self, now: Instant) -> bool {
+        now >= self.next_rescan
+            || self.retry
+            || self.debounce.deadline().is_some_and(|due| due <= now)
+            || self
+                .mounts
+                .values()
+                .any(|m| m.retry_at.is_some_and(|at| at <= now))
+    }
+
+    fn has_direct_mounts(&self) -> bool {
+        self.mounts.values().any(MountRuntime::is_direct)
+    }
+
+    /// Checks every direct mount's folder: one that went is unhealthy at once, one that
+    /// came back is synced again.
+    fn check_folders(&mut self) {
+        let mut changed = false;
+        for m in self.mounts.values_mut().filter(|m| m.is_direct()) {
+            let was = (m.folder_lost, m.problem.clone());
+            let state = self.repo.state_paths(&m.id, &m.state_dir);
+            let repo = &mut self.repo;
+            let id = m.id;
+            m.check_folder(|| repo.state_has_files(&id, &state));
+            m.release_folder();
+            changed |= was != (m.folder_lost, m.problem.clone());
+        }
+        if changed {
+            self.debounce.note(Instant::now());
+            self.publish();
+        }
+    }
+
     fn next_deadline(&self) -> Instant {
         let mut deadline = self.next_rescan;
+        if self.has_direct_mounts() {
+            deadline = deadline.min(self.next_folder_check);
+        }
         if let Some(due) = self.debounce.deadline() {
             deadline = deadline.min(due);
         }
@@ -228,8 +276,12 @@ impl Actor {
                     self.debounce.note(now);
                 }
             }
-            Event::Open { mount, reply } => {
-                let result = self.open(mount);
+            Event::Open {
+                mount,
+                adopt,
+                reply,
+            } => {
+                let result = self.open(mount, adopt);
                 let _ = reply.send(result);
                 self.publish();
             }
@@ -261,11 +313,18 @@ impl Actor {
     /// Mounts a mount from config at daemon start, cleaning a stale mount first.
     fn restore_mount(&mut self, config: MountConfig) {
         let mut runtime = MountRuntime::new(&config);
-        mount::clean_stale(&config.path, &config.workspace);
+        if !config.is_direct() {
+            mount::clean_stale(&config.path, &config.workspace);
+        }
         let fix = format!(
-            "recreate it with `jjfs close {0}` then `jjfs open {1} {0}`",
+            "recreate it with `jjfs close {0}` then `jjfs open {1} {0}{2}`",
             config.path.display(),
-            self.name
+            self.name,
+            if config.is_direct() {
+                " --mode direct --adopt"
+            } else {
+                ""
+            }
         );
         if !config.workspace.join(".jj").join("working_copy").is_dir() {
             runtime.problem = Some(format!(
@@ -281,6 +340,9 @@ impl Actor {
             Some(problem) => {
                 tracing::warn!(repo = %self.name, mount = %config.path.display(), "unhealthy: {problem}");
             }
+            None if config.is_direct() => {
+                tracing::info!(repo = %self.name, mount = %config.path.display(), "watching again (direct mount)")
+            }
             None => {
                 tracing::info!(repo = %self.name, mount = %config.path.display(), "mounted again")
             }
@@ -288,18 +350,28 @@ impl Actor {
         self.mounts.insert(config.id, runtime);
     }
 
-    fn open(&mut self, config: MountConfig) -> Result<&'static str, EngineError> {
-        let (id, path, backing) = (config.id, config.path.clone(), config.workspace.clone());
+    fn open(&mut self, config: MountConfig, adopt: bool) -> Result<&'static str, EngineError> {
+        let (id, path, state_dir) = (config.id, config.path.clone(), config.workspace.clone());
+        let direct = config
+            .is_direct()
+            .then_some(crate::repo::repository::DirectFiles {
+                root: &config.path,
+                adopt,
+            });
         self.repo
-            .add_workspace(&id, &backing, config.file_owner())
+            .add_workspace_with(&id, &state_dir, direct, config.file_owner())
             .map_err(EngineError::repo("cannot create the workspace"))?;
         let mut runtime = MountRuntime::new(&config);
         if let Err(err) = runtime.start(&self.tx) {
             let _ = self.repo.forget_workspace(&id);
-            let _ = std::fs::remove_dir_all(&backing);
+            let _ = std::fs::remove_dir_all(&state_dir);
             return Err(EngineError::Failed(err));
         }
-        let io_mode = runtime.status().io_mode.unwrap_or("userspace");
+        let io_mode = if config.is_direct() {
+            "direct"
+        } else {
+            runtime.status().io_mode.unwrap_or("userspace")
+        };
         runtime.last_sync = Some(Utc::now());
         self.mounts.insert(id, runtime);
         self.record(format!("opened {} ({io_mode} I/O)", path.display()));
@@ -315,11 +387,29 @@ impl Actor {
         };
         runtime.unmount().map_err(EngineError::Busy)?;
         // Unmounted, the workspace is read and written as a plain directory.
-        runtime.problem = None;
+        if !runtime.folder_lost {
+            runtime.problem = None;
+        }
         runtime.retry_at = None;
         runtime.request_full_scan();
         self.step_until_settled(false);
         let runtime = self.mounts.get(&id).expect("still there");
+        if runtime.folder_lost {
+            // A direct mount whose folder is gone or not the one opened: there is nothing
+            // of it to record (the repo keeps every file synced from it), and the folder
+            // that is there now is left as it is.
+            let problem = runtime.problem.clone().unwrap_or_default();
+            let runtime = self.mounts.remove(&id).expect("still there");
+            self.repo
+                .forget_workspace(&id)
+                .map_err(EngineError::repo("cannot forget the workspace"))?;
+            let _ = std::fs::remove_dir_all(&runtime.state_dir);
+            self.announce(format!(
+                "closed {} without recording anything from it ({problem})",
+                runtime.path.display()
+            ));
+            return Ok(());
+        }
         if let Some(problem) = &runtime.problem {
             return Err(EngineError::Failed(format!(
                 "{} is unmounted, but what was written there could not be recorded ({problem}); \
@@ -329,10 +419,14 @@ impl Actor {
             )));
         }
         let runtime = self.mounts.remove(&id).expect("still there");
+        if runtime.is_direct() {
+            self.repo.remember_closed_folder(&id, &runtime.path);
+        }
         self.repo
             .forget_workspace(&id)
             .map_err(EngineError::repo("cannot forget the workspace"))?;
-        let _ = std::fs::remove_dir_all(&runtime.backing);
+        // A direct mount's files stay where they are; only its state goes.
+        let _ = std::fs::remove_dir_all(&runtime.state_dir);
         self.record(format!("closed {}", runtime.path.display()));
         Ok(())
     }
@@ -468,14 +562,24 @@ impl Actor {
         let mut taken = Vec::new();
         let mut plans = Vec::new();
         let now = Instant::now();
+        self.read_direct_writers();
         for m in self.mounts.values_mut() {
             if m.retry_at.is_some_and(|at| at > now) {
                 continue;
             }
+            if m.is_direct() {
+                let state = self.repo.state_paths(&m.id, &m.state_dir);
+                let (repo, id) = (&mut self.repo, m.id);
+                if m.check_folder(|| repo.state_has_files(&id, &state))
+                    .is_none()
+                {
+                    continue;
+                }
+            }
             let Some(read_root) = m.read_root() else {
                 continue;
             };
-            if !m.backing.join(".jj").is_dir() {
+            if !m.state_dir.join(".jj").is_dir() {
                 continue;
             }
             let mut filter = PlanFilter {
@@ -506,7 +610,7 @@ impl Actor {
             plans.push(WorkspacePlan {
                 id: m.id,
                 label: m.path.display().to_string(),
-                state: self.repo.state_paths(&m.id, &m.backing),
+                state: self.repo.state_paths(&m.id, &m.state_dir),
                 read_root,
                 files,
                 scan,
@@ -514,14 +618,42 @@ impl Actor {
             });
         }
         if plans.is_empty() && !always {
+            self.release_folders();
             return 0;
         }
         let started = Instant::now();
         let report = self.repo.step(plans, self.repo.settings().signature());
+        self.release_folders();
         let commits = report.commits;
         self.apply(report, taken, started);
         release_freed_memory();
         commits
+    }
+
+    /// Reads which files processes hold open for writing in the direct mounts (one pass
+    /// over /proc for all of them; nothing to do without direct mounts).
+    fn read_direct_writers(&mut self) {
+        let folders: Vec<(Uuid, PathBuf)> = self
+            .mounts
+            .values()
+            .filter_map(|m| Some((m.id, m.folder_canonical()?)))
+            .collect();
+        if folders.is_empty() {
+            return;
+        }
+        let roots: Vec<PathBuf> = folders.iter().map(|(_, p)| p.clone()).collect();
+        for ((id, _), writers) in folders.iter().zip(mount::writers_under(&roots)) {
+            if let Some(m) = self.mounts.get_mut(id) {
+                m.set_writers(writers);
+            }
+        }
+    }
+
+    /// Direct mounts let go of their folders after a step.
+    fn release_folders(&mut self) {
+        self.mounts
+            .values_mut()
+            .for_each(MountRuntime::release_folder);
     }
 
     /// Takes in the change reports already sent; commands wait for the step to end.

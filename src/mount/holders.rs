@@ -1,6 +1,7 @@
 //! Which processes hold a mount busy (so a refused unmount can say who): a current or root
 //! directory, an open file or a mapped file under the mount's path, read from /proc. Reading
-//! these links and maps never reaches the mount itself.
+//! these links and maps never reaches the mount itself. Also which files under a direct
+//! mount's folder processes hold open for writing (what a FUSE mount sees by itself).
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,61 @@ fn holds(pid: u32, path: &Path) -> bool {
         .is_ok_and(|maps| mapped_paths(&maps).any(|p| under(Path::new(p))))
 }
 
+/// For each of `roots` (canonical paths), the files under it that a process other than this
+/// one holds open for writing, relative to it; one pass over /proc. Processes this user
+/// cannot inspect are not seen (a root daemon sees them all).
+pub fn writers_under(roots: &[PathBuf]) -> Vec<Vec<PathBuf>> {
+    let mut found: Vec<Vec<PathBuf>> = vec![Vec::new(); roots.len()];
+    if roots.is_empty() {
+        return found;
+    }
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for pid in procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+    {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some((i, rel)) = roots
+                .iter()
+                .enumerate()
+                .find_map(|(i, root)| Some((i, target.strip_prefix(root).ok()?)))
+            else {
+                continue;
+            };
+            if rel.as_os_str().is_empty() || found[i].iter().any(|p| p == rel) {
+                continue;
+            }
+            let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
+            if std::fs::read_to_string(info).is_ok_and(|text| opened_for_writing(&text)) {
+                found[i].push(rel.to_owned());
+            }
+        }
+    }
+    found
+}
+
+/// Whether a /proc/PID/fdinfo/FD text shows a descriptor open for writing.
+fn opened_for_writing(fdinfo: &str) -> bool {
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+        .is_some_and(|flags| {
+            let mode = flags & libc::O_ACCMODE as u32;
+            mode == libc::O_WRONLY as u32 || mode == libc::O_RDWR as u32
+        })
+}
+
 /// The file paths of the mappings in a /proc/PID/maps text.
 fn mapped_paths(maps: &[u8]) -> impl Iterator<Item = &std::ffi::OsStr> {
     maps.split(|b| *b == b'\n').filter_map(|line| {
@@ -86,6 +142,31 @@ mod tests {
 7f1c3c000000-7f1c3c021000 rw-p 00000000 00:00 0 \n";
         let paths: Vec<_> = mapped_paths(maps).collect();
         assert_eq!(paths, vec![std::ffi::OsStr::new("/usr/bin/my prog")]);
+    }
+
+    #[test]
+    fn a_file_open_for_writing_is_a_writer_and_one_open_for_reading_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("written"), "").unwrap();
+        std::fs::write(root.join("read"), "").unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3>>written 4<read; sleep 30")
+            .current_dir(&root)
+            .spawn()
+            .unwrap();
+        let mut found = Vec::new();
+        for _ in 0..500 {
+            found = writers_under(std::slice::from_ref(&root)).remove(0);
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, vec![PathBuf::from("written")]);
     }
 
     #[test]
