@@ -374,6 +374,10 @@ impl Actor {
         };
         runtime.last_sync = Some(Utc::now());
         self.mounts.insert(id, runtime);
+        if adopt {
+            // The adopted files are this mount's first change: read them now.
+            self.debounce.note(Instant::now());
+        }
         self.record(format!("opened {} ({io_mode} I/O)", path.display()));
         Ok(io_mode)
     }

@@ -308,7 +308,10 @@ impl TestEnv {
             .keep();
         let state = view.join(".jj/working_copy");
         std::fs::create_dir_all(&state).unwrap();
-        std::fs::copy(ws.join(".jj/repo"), view.join(".jj/repo")).unwrap();
+        // `.jj/repo` names the repo relative to `.jj`: the stand-in names it absolutely.
+        let repo = std::fs::read_to_string(ws.join(".jj/repo")).unwrap();
+        let repo = ws.join(".jj").join(repo.trim()).canonicalize().unwrap();
+        std::fs::write(view.join(".jj/repo"), repo.to_str().unwrap()).unwrap();
         for entry in std::fs::read_dir(ws.join(".jj/working_copy")).unwrap() {
             let entry = entry.unwrap();
             if entry.file_type().unwrap().is_file() {
