@@ -194,8 +194,10 @@ fn a_vanished_replaced_or_emptied_folder_propagates_no_deletion() {
         mount_info(&env, a)["health"] == "healthy"
     });
 
-    // Emptied (every file gone at once, as a volume unmounted from under it looks).
+    // Emptied with nothing reported (as a volume gone from under it looks; here: emptied
+    // while the daemon was down).
     env.ok(&["sync"]);
+    env.kill_daemon();
     for entry in std::fs::read_dir(a).unwrap().flatten() {
         if entry.file_type().unwrap().is_dir() {
             std::fs::remove_dir_all(entry.path()).unwrap();
@@ -203,6 +205,7 @@ fn a_vanished_replaced_or_emptied_folder_propagates_no_deletion() {
             std::fs::remove_file(entry.path()).unwrap();
         }
     }
+    env.ok(&["status"]); // starts the daemon again
     wait_for("the emptied folder to be unhealthy", || {
         is_unhealthy(&env, a, "is empty")
     });
@@ -216,6 +219,20 @@ fn a_vanished_replaced_or_emptied_folder_propagates_no_deletion() {
         );
     }
     assert!(env.fails(&["sync"]).contains(a.to_str().unwrap()));
+    // Deleting files in the folder while it is watched is a deletion, also of the last one.
+    let solo = env.open("default", "solo");
+    wait_content(&solo.join("one.md"), "one.md\n");
+    for name in snapshot_tree(&solo).keys() {
+        let path = solo.join(name);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else if path.exists() {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    wait_gone(&b.join("one.md"));
+    wait_gone(&b.join("during.md"));
+    assert_eq!(mount_info(&env, &solo)["health"], "healthy");
 }
 
 #[test]

@@ -196,9 +196,15 @@ impl MountRuntime {
     /// folder is then taken for a missing volume). A folder that comes back is watched
     /// again and rescanned whole.
     pub fn check_folder(&mut self, has_files: impl FnOnce() -> bool) -> Option<Arc<Root>> {
+        // Files deleted in the folder were reported by its watcher one by one; a folder
+        // found empty with nothing reported (a volume gone from under it, or emptied while
+        // the daemon was down) is not read.
+        let reported = !self.pending.is_empty();
         let folder = self.direct.as_mut()?;
+        let mut emptied = false;
         let checked = folder.open().and_then(|root| {
-            if super::direct::is_empty(&root) && has_files() {
+            if !reported && super::direct::is_empty(&root) && has_files() {
+                emptied = true;
                 Err(folder.emptied())
             } else {
                 Ok(root)
@@ -225,6 +231,12 @@ impl MountRuntime {
                 }
                 self.folder_lost = true;
                 self.problem = Some(problem);
+                self.read_root = None;
+                if emptied {
+                    // Still the folder opened: still watched, and deletions reported in it
+                    // later are the user's (then it is read again).
+                    return None;
+                }
                 // What was pending is read again, as a whole, once the folder is back.
                 self.pending.clear();
                 self.through_mount.clear();
@@ -337,8 +349,9 @@ impl MountRuntime {
     pub fn note_watched(&mut self, paths: Vec<PathBuf>, now: Instant) -> bool {
         let before = self.pending.len();
         let root = match &mut self.direct {
-            // Between steps a direct mount's folder is not held open.
-            Some(folder) if !self.folder_lost => folder.open().ok().map(Arc::new),
+            // Between steps a direct mount's folder is not held open; one that is gone or
+            // replaced is not watched.
+            Some(folder) if self._watcher.is_some() => folder.open().ok().map(Arc::new),
             Some(_) => None,
             None => self.read_root.clone(),
         };
