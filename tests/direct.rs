@@ -394,7 +394,7 @@ fn jjfs_as_nobody(env: &TestEnv, args: &[&str]) -> Output {
     inner.push(JJFS.to_owned());
     inner.extend(args.iter().map(|a| a.to_string()));
     let mode = std::fs::metadata("/dev/fuse").unwrap().permissions().mode();
-    let out = if mode & 0o006 != 0o006 {
+    if mode & 0o006 != 0o006 {
         Command::new(&inner[0])
             .args(&inner[1..])
             .current_dir(env.work())
@@ -420,8 +420,7 @@ fn jjfs_as_nobody(env: &TestEnv, args: &[&str]) -> Output {
             .current_dir(env.work())
             .output()
             .unwrap()
-    };
-    out
+    }
 }
 
 fn ok_as_nobody(env: &TestEnv, args: &[&str]) -> Output {
