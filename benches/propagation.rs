@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench propagation` (as root). JJFS_BENCH_ROUNDS sets the changes per
 //! configuration (default 100); JJFS_BENCH_DIR the disk (default /var/tmp);
-//! JJFS_BENCH_QUICK=1 runs only the small configurations.
+//! JJFS_BENCH_QUICK=1 runs only the small configurations. Each configuration runs over FUSE
+//! mounts and over direct mounts, side by side (JJFS_BENCH_MODE=fuse or direct: one only).
 
 mod support;
 
@@ -28,15 +29,24 @@ fn main() {
         "propagation: {rounds} changes per configuration, under {}",
         base.display()
     );
+    let modes: Vec<&str> = match std::env::var("JJFS_BENCH_MODE") {
+        Ok(mode) if mode == "fuse" => vec!["fuse"],
+        Ok(mode) if mode == "direct" => vec!["direct"],
+        _ => vec!["fuse", "direct"],
+    };
     for &(mounts, files) in configs {
-        run_config(&base, mounts, files, rounds);
+        for &mode in &modes {
+            run_config(&base, mode, mounts, files, rounds);
+        }
     }
-    burst(&base, 20, 1000);
+    for &mode in &modes {
+        burst(&base, mode, 20, 1000);
+    }
 }
 
 /// A repo of `files` files in directories of 100, opened `mounts` times.
-fn setup(base: &Path, mounts: usize, files: usize) -> (Env, Vec<PathBuf>) {
-    let env = Env::new(base, &[]);
+fn setup(base: &Path, mode: &str, mounts: usize, files: usize) -> (Env, Vec<PathBuf>) {
+    let env = Env::new(base, &[]).with_mode(mode);
     env.jjfs(&["init"]);
     let first = env.open("m0");
     for i in 0..files {
@@ -59,9 +69,9 @@ fn setup(base: &Path, mounts: usize, files: usize) -> (Env, Vec<PathBuf>) {
     (env, all)
 }
 
-fn run_config(base: &Path, mounts: usize, files: usize, rounds: usize) {
+fn run_config(base: &Path, mode: &str, mounts: usize, files: usize, rounds: usize) {
     let started = Instant::now();
-    let (env, all) = setup(base, mounts, files);
+    let (env, all) = setup(base, mode, mounts, files);
     let pid = env.daemon_pid();
     let setup_secs = started.elapsed().as_secs_f64();
     let rss_before = rss_mib(pid);
@@ -73,7 +83,11 @@ fn run_config(base: &Path, mounts: usize, files: usize, rounds: usize) {
         let wd = inotify
             .add_watch(
                 &mount.join("files/d000"),
-                AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE,
+                // A direct mount's update is a rename onto the name (IN_MOVED_TO).
+                AddWatchFlags::IN_CLOSE_WRITE
+                    | AddWatchFlags::IN_MODIFY
+                    | AddWatchFlags::IN_CREATE
+                    | AddWatchFlags::IN_MOVED_TO,
             )
             .unwrap();
         watches.insert(wd, m);
@@ -149,7 +163,7 @@ fn run_config(base: &Path, mounts: usize, files: usize, rounds: usize) {
     let idle_commits = env.trunk_commits(&all[0]) - commits;
     let rss_after = rss_mib(pid);
     println!(
-        "{mounts} mounts x {files} files (setup {setup_secs:.0} s): write-close -> readable in the last mount: p50 {:.1} ms, p99 {:.1} ms",
+        "[{mode}] {mounts} mounts x {files} files (setup {setup_secs:.0} s): write-close -> readable in the last mount: p50 {:.1} ms, p99 {:.1} ms",
         quantile_ms(&propagation, 0.5),
         quantile_ms(&propagation, 0.99)
     );
@@ -167,8 +181,8 @@ fn run_config(base: &Path, mounts: usize, files: usize, rounds: usize) {
 
 /// 1,000 files written at once in one mount: how long until every mount has them all, and
 /// how many commits that made.
-fn burst(base: &Path, mounts: usize, count: usize) {
-    let (env, all) = setup(base, mounts, 100);
+fn burst(base: &Path, mode: &str, mounts: usize, count: usize) {
+    let (env, all) = setup(base, mode, mounts, 100);
     let before = env.trunk_commits(&all[0]);
     let t0 = Instant::now();
     std::fs::create_dir(all[0].join("burst")).unwrap();
@@ -192,7 +206,7 @@ fn burst(base: &Path, mounts: usize, count: usize) {
     let everywhere = t0.elapsed();
     let commits = env.trunk_commits(&all[0]) - before;
     println!(
-        "burst: {count} files written in {:.2} s reached all {mounts} mounts in {:.2} s, as {commits} commits",
+        "[{mode}] burst: {count} files written in {:.2} s reached all {mounts} mounts in {:.2} s, as {commits} commits",
         written.as_secs_f64(),
         everywhere.as_secs_f64()
     );

@@ -80,6 +80,9 @@ pub struct RepoConfig {
     /// `jjfs pause --repo`: no mount of the repo syncs, nor its remote.
     #[serde(default, skip_serializing_if = "is_false")]
     pub(crate) paused: bool,
+    /// How `jjfs open` mounts when it is not given `--mode`.
+    #[serde(default)]
+    pub(crate) mount_mode: api::ModeChoice,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }
@@ -101,8 +104,23 @@ pub struct MountConfig {
     /// None for everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) only: Option<Vec<String>>,
+    /// FUSE (the default of mounts made before modes existed) or direct; an `auto` open
+    /// is resolved once and stored here.
+    #[serde(default)]
+    pub(crate) mode: api::MountMode,
+    /// A direct mount's folder as it was at `open` (device and inode): a folder found
+    /// gone or replaced is never read as "everything was deleted".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) identity: Option<FolderIdentity>,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
+}
+
+/// Which directory a path named: its device and inode.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FolderIdentity {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
 }
 
 /// A user and group, by number.
@@ -122,7 +140,23 @@ impl MountConfig {
             owner: None,
             paused: false,
             only: None,
+            mode: api::MountMode::Fuse,
+            identity: None,
             extra: Map::new(),
+        }
+    }
+
+    pub(crate) fn is_direct(&self) -> bool {
+        self.mode == api::MountMode::Direct
+    }
+
+    /// Where the mount's files are: the backing workspace of a FUSE mount, the mount's own
+    /// folder for a direct one.
+    pub(crate) fn files_dir(&self) -> &Path {
+        if self.is_direct() {
+            &self.path
+        } else {
+            &self.workspace
         }
     }
 
@@ -172,6 +206,7 @@ impl RepoConfig {
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
             ignore: default_ignore(),
             paused: false,
+            mount_mode: api::ModeChoice::Auto,
             extra: Map::new(),
         }
     }
@@ -184,6 +219,7 @@ impl RepoConfig {
             push_interval: self.push_interval,
             trunk: self.trunk.clone(),
             ignore: self.ignore.clone(),
+            mount_mode: self.mount_mode,
             remote: self.remote.clone(),
         }
     }
@@ -195,6 +231,7 @@ impl RepoConfig {
         self.push_interval = settings.push_interval;
         self.trunk = settings.trunk;
         self.ignore = settings.ignore;
+        self.mount_mode = settings.mount_mode;
     }
 }
 
@@ -295,6 +332,19 @@ mod tests {
         assert_eq!(back["version"], 7);
         assert_eq!(back["repos"]["r"]["future"], 1);
         assert_eq!(back["repos"]["r"]["trunk"], "main");
+        assert_eq!(back["repos"]["r"]["mount_mode"], "auto");
+    }
+
+    #[test]
+    fn mounts_from_before_modes_are_fuse_mounts() {
+        let text = r#"{"repos":{},"mounts":[{"id":"00000000-0000-0000-0000-000000000000",
+            "repo":"r","path":"/m","workspace":"/w"}]}"#;
+        let config: Config = serde_json::from_str(text).unwrap();
+        assert_eq!(config.mounts[0].mode, api::MountMode::Fuse);
+        assert_eq!(config.mounts[0].files_dir(), Path::new("/w"));
+        let back = serde_json::to_value(&config).unwrap();
+        assert_eq!(back["mounts"][0]["mode"], "fuse");
+        assert!(back["mounts"][0].get("identity").is_none());
     }
 
     #[test]

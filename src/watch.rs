@@ -2,11 +2,13 @@
 //! tool, by the jj CLI), which never pass through a mount. Only this module touches notify.
 //!
 //! Changes made through a mount show up here too (the backing files change); the sync engine
-//! drops those echoes. An overflowed or failed watch asks for a full rescan.
+//! drops those echoes. An overflowed or failed watch, and the watched folder itself removed
+//! or moved, ask for a full rescan. A direct mount's folder is watched the same way, also
+//! for files closed after writing (a file held open for writing waits for that).
 
 use std::path::{Path, PathBuf};
 
-use notify::event::{EventKind, Flag};
+use notify::event::{AccessKind, AccessMode, EventKind, Flag, ModifyKind};
 use notify::{RecursiveMode, Watcher as _};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,22 @@ impl Watcher {
         root: &Path,
         on_event: impl Fn(WatchEvent) + Send + 'static,
     ) -> notify::Result<Self> {
+        Self::start_with(root, false, on_event)
+    }
+
+    /// Like `start`, and a file closed after writing counts as changed.
+    pub fn start_reporting_closes(
+        root: &Path,
+        on_event: impl Fn(WatchEvent) + Send + 'static,
+    ) -> notify::Result<Self> {
+        Self::start_with(root, true, on_event)
+    }
+
+    fn start_with(
+        root: &Path,
+        closes: bool,
+        on_event: impl Fn(WatchEvent) + Send + 'static,
+    ) -> notify::Result<Self> {
         let root = root.canonicalize()?;
         let jj_dir = root.join(".jj");
         let prefix = root.clone();
@@ -43,8 +61,21 @@ impl Watcher {
                 if event.flag() == Some(Flag::Rescan) {
                     return on_event(WatchEvent::Overflow);
                 }
-                if matches!(event.kind, EventKind::Access(_)) {
+                let closed = matches!(
+                    event.kind,
+                    EventKind::Access(AccessKind::Close(AccessMode::Write))
+                );
+                if matches!(event.kind, EventKind::Access(_)) && !(closes && closed) {
                     return;
+                }
+                // The folder itself went (or moved): what is at its path must be looked at
+                // again as a whole.
+                if matches!(
+                    event.kind,
+                    EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+                ) && event.paths.iter().any(|p| p == &prefix)
+                {
+                    return on_event(WatchEvent::Overflow);
                 }
                 let paths: Vec<PathBuf> = event
                     .paths
@@ -91,5 +122,26 @@ mod tests {
         }
         assert!(seen.iter().any(|p| p == Path::new("note.md")), "{seen:?}");
         assert!(seen.iter().all(|p| !p.starts_with(".jj")), "{seen:?}");
+    }
+
+    #[test]
+    fn the_folder_itself_moved_away_asks_for_a_rescan() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("watched");
+        std::fs::create_dir(&dir).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let _watcher = Watcher::start_reporting_closes(&dir, move |e| {
+            let _ = tx.send(e);
+        })
+        .unwrap();
+        std::fs::rename(&dir, base.path().join("elsewhere")).unwrap();
+        let mut seen = Vec::new();
+        while let Ok(event) = rx.recv_timeout(Duration::from_secs(5)) {
+            seen.push(event.clone());
+            if event == WatchEvent::Overflow {
+                break;
+            }
+        }
+        assert!(seen.contains(&WatchEvent::Overflow), "{seen:?}");
     }
 }

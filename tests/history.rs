@@ -187,7 +187,7 @@ fn restoring_an_earlier_version_resolves_a_conflict_everywhere() {
     env.ok(&["sync"]);
     let agreed = changes_of(&env, &mounts[0], "plan.md")[0].clone();
     // Two mounts change the same line while the daemon is down: a true conflict.
-    let backings: Vec<_> = mounts.iter().map(|m| env.workspace_of(m)).collect();
+    let backings: Vec<_> = mounts.iter().map(|m| env.files_of(m)).collect();
     env.kill_daemon();
     std::fs::write(backings[0].join("plan.md"), "step one\nstep 2 (from A)\n").unwrap();
     std::fs::write(backings[1].join("plan.md"), "step one\nstep II (from B)\n").unwrap();

@@ -435,9 +435,8 @@ fn init_from_keeps_the_imported_history_and_backs_up_to_it() {
         Some("a guide\n")
     );
     // The imported commits are the repo's history (jj-lib's view, through the jj CLI).
-    let ws = env.workspace_of(&mount);
     let history = env.jj(
-        &ws,
+        &env.history_dir(&mount),
         &[
             "--ignore-working-copy",
             "log",

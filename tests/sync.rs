@@ -80,6 +80,9 @@ fn every_kind_of_change_propagates_both_ways() {
 #[test]
 fn edits_in_a_backing_directory_propagate() {
     let env = TestEnv::new();
+    if env.fuse_only("a direct mount has no backing directory") {
+        return;
+    }
     let mounts = env.with_mounts(2);
     let backing = env.workspace_of(&mounts[0]);
     std::fs::write(backing.join("by-hand.txt"), "edited in the backing dir\n").unwrap();
@@ -99,6 +102,9 @@ fn edits_in_a_backing_directory_propagate() {
 #[test]
 fn the_jj_cli_in_a_backing_workspace_is_followed() {
     let env = TestEnv::new();
+    if env.fuse_only("the jj CLI cannot run in a direct mount") {
+        return;
+    }
     let mounts = env.with_mounts(2);
     let ws = env.workspace_of(&mounts[0]);
 
@@ -157,7 +163,7 @@ fn a_conflict_shows_the_same_markers_everywhere_and_its_resolution_propagates() 
     wait_content(&mounts[2].join("plan.md"), "step one\nstep two\n");
     env.ok(&["sync"]);
     // Two mounts change the same line while the daemon is down: a true conflict.
-    let backings: Vec<PathBuf> = mounts.iter().map(|m| env.workspace_of(m)).collect();
+    let backings: Vec<PathBuf> = mounts.iter().map(|m| env.files_of(m)).collect();
     env.kill_daemon();
     std::fs::write(backings[0].join("plan.md"), "step one\nstep 2 (from A)\n").unwrap();
     std::fs::write(backings[1].join("plan.md"), "step one\nstep II (from B)\n").unwrap();
@@ -307,7 +313,7 @@ fn killing_the_daemon_in_a_burst_loses_no_acknowledged_write() {
         });
         // Kill it once the burst is well under way.
         wait_for("the burst to start", || {
-            std::fs::read_dir(env.workspace_of(&mounts[1]))
+            std::fs::read_dir(env.files_of(&mounts[1]))
                 .map(|d| d.count() > 20)
                 .unwrap_or(false)
                 || writer.is_finished()
@@ -432,7 +438,7 @@ fn edits_made_while_the_daemon_was_down_propagate_after_restart() {
     std::fs::write(mounts[0].join("dir/inside.txt"), "before\n").unwrap();
     env.ok(&["sync"]);
     wait_content(&mounts[1].join("dir/inside.txt"), "before\n");
-    let backing = env.workspace_of(&mounts[0]);
+    let backing = env.files_of(&mounts[0]);
     env.ok(&["stop"]);
     std::fs::write(backing.join("edit.txt"), "edited while down\n").unwrap();
     std::fs::remove_file(backing.join("remove.txt")).unwrap();

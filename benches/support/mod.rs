@@ -11,6 +11,8 @@ pub const JJFS: &str = env!("CARGO_BIN_EXE_jjfs");
 pub struct Env {
     dir: tempfile::TempDir,
     extra_env: Vec<(String, String)>,
+    /// `--mode` for `open` (None: the default).
+    mode: Option<String>,
 }
 
 impl Env {
@@ -28,7 +30,14 @@ impl Env {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            mode: None,
         }
+    }
+
+    /// Opens mounts with `--mode MODE` (fuse or direct).
+    pub fn with_mode(mut self, mode: &str) -> Self {
+        self.mode = Some(mode.to_owned());
+        self
     }
 
     pub fn home(&self) -> PathBuf {
@@ -58,7 +67,11 @@ impl Env {
 
     pub fn open(&self, name: &str) -> PathBuf {
         let path = self.work().join(name);
-        self.jjfs(&["open", "default", path.to_str().unwrap()]);
+        let mut args = vec!["open", "default", path.to_str().unwrap()];
+        if let Some(mode) = &self.mode {
+            args.extend(["--mode", mode]);
+        }
+        self.jjfs(&args);
         path
     }
 

@@ -5,6 +5,54 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// How a mount shows the repo's files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MountMode {
+    /// A FUSE passthrough mount over a backing jj workspace under `$JJFS_HOME`.
+    #[default]
+    Fuse,
+    /// A plain directory holding the working copy's files itself, watched and written by
+    /// jjfs (its jj state under `$JJFS_HOME`).
+    Direct,
+}
+
+/// The mode asked for at `open` (`--mode`, else the repo's `mount_mode` setting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ModeChoice {
+    /// FUSE when this machine can mount it, else direct.
+    #[default]
+    Auto,
+    Fuse,
+    Direct,
+}
+
+impl ModeChoice {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Fuse => "fuse",
+            Self::Direct => "direct",
+        }
+    }
+}
+
+impl std::str::FromStr for ModeChoice {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "auto" => Ok(Self::Auto),
+            "fuse" => Ok(Self::Fuse),
+            "direct" => Ok(Self::Direct),
+            other => Err(format!(
+                "{other:?} is not a mount mode: use auto, fuse or direct"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct OpenParams {
     pub(crate) repo: String,
@@ -16,13 +64,25 @@ pub(crate) struct OpenParams {
     /// Only these repo folders (`--only`); None for everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) only: Option<Vec<String>>,
+    /// The mode asked for; the repo's `mount_mode` setting when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mode: Option<ModeChoice>,
+    /// Make a non-empty directory a direct mount, its files that mount's change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) adopt: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct OpenResult {
     pub(crate) mount_id: Uuid,
     pub(crate) mount_path: PathBuf,
+    /// The backing workspace (FUSE), or the state folder of a direct mount.
     pub(crate) workspace: PathBuf,
+    #[serde(default)]
+    pub(crate) mode: MountMode,
+    /// One line for the user: why `auto` chose a direct mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,7 +146,9 @@ pub(crate) struct MountInfo {
     pub(crate) id: Uuid,
     pub(crate) repo: String,
     pub(crate) path: PathBuf,
+    /// The backing workspace (FUSE), or the state folder of a direct mount.
     pub(crate) workspace: PathBuf,
+    pub(crate) mode: MountMode,
     pub(crate) health: Health,
     pub(crate) reason: Option<String>,
     pub(crate) last_sync: Option<String>,

@@ -13,6 +13,9 @@ pub(crate) struct RepoSettings {
     pub(crate) push_interval: u64,
     pub(crate) trunk: String,
     pub(crate) ignore: Vec<String>,
+    /// How `jjfs open` mounts when it is not given `--mode`.
+    #[serde(default)]
+    pub(crate) mount_mode: super::ModeChoice,
     /// Shown, not set here (`jjfs remote add`).
     pub(crate) remote: Option<String>,
 }
@@ -25,6 +28,7 @@ pub(crate) enum Setting {
     PushInterval,
     Trunk,
     Ignore,
+    MountMode,
 }
 
 /// One setting's value.
@@ -38,12 +42,13 @@ pub(crate) enum SettingValue {
 }
 
 impl Setting {
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::SyncInterval,
         Self::RescanInterval,
         Self::PushInterval,
         Self::Trunk,
         Self::Ignore,
+        Self::MountMode,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -53,6 +58,7 @@ impl Setting {
             Self::PushInterval => "push_interval",
             Self::Trunk => "trunk",
             Self::Ignore => "ignore",
+            Self::MountMode => "mount_mode",
         }
     }
 
@@ -64,6 +70,9 @@ impl Setting {
             Self::PushInterval => "seconds between pushes to and fetches from the remote",
             Self::Trunk => "the bookmark that holds the shared history and is pushed",
             Self::Ignore => "gitignore patterns kept local: comma-separated, or a JSON list",
+            Self::MountMode => {
+                "how `jjfs open` mounts without --mode: auto (FUSE when it can, else direct), fuse or direct"
+            }
         }
     }
 
@@ -79,6 +88,7 @@ impl Setting {
             Self::PushInterval => SettingValue::Seconds(settings.push_interval),
             Self::Trunk => SettingValue::Text(settings.trunk.clone()),
             Self::Ignore => SettingValue::List(settings.ignore.clone()),
+            Self::MountMode => SettingValue::Text(settings.mount_mode.name().to_owned()),
         }
     }
 
@@ -105,6 +115,7 @@ impl Setting {
                 settings.trunk = name.to_owned();
             }
             Self::Ignore => settings.ignore = parse_list(value),
+            Self::MountMode => settings.mount_mode = value.parse()?,
         }
         Ok(())
     }
@@ -296,6 +307,7 @@ mod tests {
             push_interval: 300,
             trunk: "main".into(),
             ignore: vec![],
+            mount_mode: Default::default(),
             remote: None,
         }
     }
@@ -316,6 +328,12 @@ mod tests {
             Setting::Ignore.get(&s),
             SettingValue::List(vec!["a".into(), "b c".into()])
         );
+        Setting::MountMode.set(&mut s, "direct").unwrap();
+        assert_eq!(
+            Setting::MountMode.get(&s),
+            SettingValue::Text("direct".into())
+        );
+        assert!(Setting::MountMode.set(&mut s, "nfs").is_err());
     }
 
     #[test]

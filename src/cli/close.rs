@@ -3,10 +3,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Parser;
 
-use crate::api::CloseParams;
+use crate::api::{CloseParams, ListMounts, MountMode};
 
 /// Unmount PATH and forget its workspace; its pending changes are synced first, and the
-/// directory is left empty.
+/// directory is left empty (a direct mount's files stay in it, no longer synced).
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
     path: PathBuf,
@@ -15,6 +15,11 @@ pub(crate) struct Args {
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let path = absolute_mount_path(&args.path)?;
     let mut client = super::connect()?;
+    let direct = client.call(ListMounts).is_ok_and(|list| {
+        list.mounts
+            .iter()
+            .any(|m| m.path == path && m.mode == MountMode::Direct)
+    });
     let closed = client
         .call(CloseParams { path: path.clone() })
         .context("cannot close the mount")?;
@@ -24,7 +29,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             path.display()
         );
     }
-    println!("Closed {}", path.display());
+    if direct {
+        println!(
+            "Closed {} (its files stay there, no longer synced)",
+            path.display()
+        );
+    } else {
+        println!("Closed {}", path.display());
+    }
     match crate::exclude::unexclude_mount(&path) {
         Ok(Some(done)) => println!("Removed {} from {}", done.line, done.exclude_file.display()),
         Ok(None) => {}

@@ -1,12 +1,12 @@
 use clap::Parser;
 
 use super::output;
-use crate::api::{Health, ListMounts, MountInfo};
+use crate::api::{Health, ListMounts, MountInfo, MountMode};
 
 /// List the mounts: id, repo, path, health and last sync.
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
-    /// Print JSON: {"mounts": [{"id", "repo", "path", "workspace", "health", "reason", "last_sync", "paused", "pending", "only"}]}.
+    /// Print JSON: {"mounts": [{"id", "repo", "path", "workspace", "mode", "health", "reason", "last_sync", "paused", "pending", "only"}]}.
     #[arg(long)]
     json: bool,
 }
@@ -33,6 +33,10 @@ pub(crate) fn mount_line(mount: &MountInfo) -> String {
         (Health::Unhealthy, Some(reason)) => format!("UNHEALTHY: {reason}"),
         (Health::Unhealthy, None) => "UNHEALTHY".to_owned(),
     };
+    let mode = match mount.mode {
+        MountMode::Direct => "  direct",
+        MountMode::Fuse => "",
+    };
     let paused = if mount.paused { "  paused" } else { "" };
     let pending = match mount.pending {
         0 => String::new(),
@@ -43,7 +47,7 @@ pub(crate) fn mount_line(mount: &MountInfo) -> String {
         None => String::new(),
     };
     format!(
-        "{}  {}  [{}]  {}{paused}{pending}  last sync {}{only}",
+        "{}  {}  [{}]{mode}  {}{paused}{pending}  last sync {}{only}",
         mount.path.display(),
         mount.repo,
         &mount.id.to_string()[..8],

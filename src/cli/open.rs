@@ -3,13 +3,18 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::api::OpenParams;
+use crate::api::{ModeChoice, OpenParams};
 
 /// Mount a repo at PATH (default ./REPO): a live view that syncs with its other mounts.
 ///
-/// The parent of PATH must exist; PATH is created, and must be empty if it exists. Inside a
-/// git work tree (or jj workspace) the mount's path is added to the repository's
-/// `info/exclude`, so it stays out of `git status` there; `close` removes that line.
+/// The parent of PATH must exist; PATH is created, and must be empty if it exists (unless
+/// `--adopt`). Inside a git work tree (or jj workspace) the mount's path is added to the
+/// repository's `info/exclude`, so it stays out of `git status` there; `close` removes that
+/// line.
+///
+/// A FUSE mount serves the repo's files from a backing jj workspace under $JJFS_HOME; a
+/// direct mount is a plain folder that holds the files itself, watched and written by jjfs
+/// (for machines and containers without FUSE; see the README for what it guarantees less).
 ///
 /// With --only, the mount shows only those repo folders, at their places in the repo (and
 /// the folders leading to them); what you create elsewhere in it stays local. `jjfs only`
@@ -28,6 +33,15 @@ pub(crate) struct Args {
     /// Show only these repo folders (relative to the repo root, comma-separated).
     #[arg(long, value_name = "DIR[,DIR...]", value_delimiter = ',', num_args = 1..)]
     only: Vec<String>,
+    /// fuse, direct, or auto (FUSE when this machine can mount it, else direct); by default
+    /// the repo's `mount_mode` setting (auto unless set). Kept for the mount.
+    #[arg(long, value_enum, value_name = "MODE")]
+    mode: Option<ModeChoice>,
+    /// Sync a non-empty folder in place as a direct mount: its files become the mount's first
+    /// change and merge with the repo like a concurrent edit (how a closed direct mount is
+    /// opened again).
+    #[arg(long)]
+    adopt: bool,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -40,8 +54,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             path: path.clone(),
             owner: args.owner,
             only: (!args.only.is_empty()).then_some(args.only),
+            mode: args.mode,
+            adopt: args.adopt,
         })
         .context("cannot open the mount")?;
+    if let Some(note) = &opened.note {
+        eprintln!("{note}");
+    }
     println!("{}", opened.mount_path.display());
     if !args.no_exclude {
         match crate::exclude::exclude_mount(&path) {

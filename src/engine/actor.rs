@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use uuid::Uuid;
 
 use super::debounce::{Debounce, QUIET};
+use super::direct::FOLDER_CHECK;
 use super::events::EventKind;
 use super::mounts::{MountRuntime, Taken};
 use super::scan::ScanFilter;
@@ -77,6 +78,8 @@ pub struct Actor {
     first_report: BTreeMap<Uuid, Instant>,
     /// `synced` events waiting for a mount whose check-out was deferred by a user's write.
     deferred_synced: Vec<Synced>,
+    /// When the folders of direct mounts are checked next (see `direct::FOLDER_CHECK`).
+    next_folder_check: Instant,
 }
 
 /// A change recorded on trunk, to be told once it is readable in every mount.
@@ -136,6 +139,7 @@ impl Actor {
             conflicts,
             first_report: BTreeMap::new(),
             deferred_synced: Vec::new(),
+            next_folder_check: Instant::now() + FOLDER_CHECK,
         })
     }
 
@@ -172,6 +176,13 @@ impl Actor {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let now = Instant::now();
+                    if self.has_direct_mounts() && now >= self.next_folder_check {
+                        self.next_folder_check = now + FOLDER_CHECK;
+                        self.guarded("checking folders", Self::check_folders);
+                    }
+                    if !self.step_due(now) {
+                        continue;
+                    }
                     if now >= self.next_rescan {
                         self.next_rescan = now + rescan_interval(&self.config);
                         self.mounts
@@ -186,8 +197,45 @@ impl Actor {
         self.shutdown();
     }
 
+    /// Whether a step is due at `now` (the deadline passed was not only the folder check).
+    fn step_due(&self, now: Instant) -> bool {
+        now >= self.next_rescan
+            || self.retry
+            || self.debounce.deadline().is_some_and(|due| due <= now)
+            || self
+                .mounts
+                .values()
+                .any(|m| m.retry_at.is_some_and(|at| at <= now))
+    }
+
+    fn has_direct_mounts(&self) -> bool {
+        self.mounts.values().any(MountRuntime::is_direct)
+    }
+
+    /// Checks every direct mount's folder: one that went is unhealthy at once, one that
+    /// came back is synced again.
+    fn check_folders(&mut self) {
+        let mut changed = false;
+        for m in self.mounts.values_mut().filter(|m| m.is_direct()) {
+            let was = (m.folder_lost, m.problem.clone());
+            let state = self.repo.state_paths(&m.id, &m.state_dir);
+            let repo = &mut self.repo;
+            let id = m.id;
+            m.check_folder(|| repo.state_has_files(&id, &state));
+            m.release_folder();
+            changed |= was != (m.folder_lost, m.problem.clone());
+        }
+        if changed {
+            self.debounce.note(Instant::now());
+            self.publish();
+        }
+    }
+
     fn next_deadline(&self) -> Instant {
         let mut deadline = self.next_rescan;
+        if self.has_direct_mounts() {
+            deadline = deadline.min(self.next_folder_check);
+        }
         if let Some(due) = self.debounce.deadline() {
             deadline = deadline.min(due);
         }
@@ -274,8 +322,12 @@ impl Actor {
                     self.debounce.note(now);
                 }
             }
-            Event::Open { mount, reply } => {
-                let result = self.open(mount);
+            Event::Open {
+                mount,
+                adopt,
+                reply,
+            } => {
+                let result = self.open(mount, adopt);
                 let _ = reply.send(result);
                 self.publish();
             }
@@ -321,11 +373,18 @@ impl Actor {
     /// Mounts a mount from config at daemon start, cleaning a stale mount first.
     fn restore_mount(&mut self, config: MountConfig) {
         let mut runtime = MountRuntime::new(&config);
-        mount::clean_stale(&config.path, &config.workspace);
+        if !config.is_direct() {
+            mount::clean_stale(&config.path, &config.workspace);
+        }
         let fix = format!(
-            "recreate it with `jjfs close {0}` then `jjfs open {1} {0}`",
+            "recreate it with `jjfs close {0}` then `jjfs open {1} {0}{2}`",
             config.path.display(),
-            self.name
+            self.name,
+            if config.is_direct() {
+                " --mode direct --adopt"
+            } else {
+                ""
+            }
         );
         if !config.workspace.join(".jj").join("working_copy").is_dir() {
             runtime.problem = Some(format!(
@@ -341,6 +400,9 @@ impl Actor {
             Some(problem) => {
                 tracing::warn!(repo = %self.name, mount = %config.path.display(), "unhealthy: {problem}");
             }
+            None if config.is_direct() => {
+                tracing::info!(repo = %self.name, mount = %config.path.display(), "watching again (direct mount)")
+            }
             None => {
                 tracing::info!(repo = %self.name, mount = %config.path.display(), "mounted again")
             }
@@ -348,13 +410,20 @@ impl Actor {
         self.mounts.insert(config.id, runtime);
     }
 
-    fn open(&mut self, config: MountConfig) -> Result<&'static str, EngineError> {
-        let (id, path, backing) = (config.id, config.path.clone(), config.workspace.clone());
+    fn open(&mut self, config: MountConfig, adopt: bool) -> Result<&'static str, EngineError> {
+        let (id, path, state_dir) = (config.id, config.path.clone(), config.workspace.clone());
         let runtime = MountRuntime::new(&config);
+        let direct = config
+            .is_direct()
+            .then_some(crate::repo::repository::DirectFiles {
+                root: &config.path,
+                adopt,
+            });
         self.repo
             .add_workspace_with(
                 &id,
-                &backing,
+                &state_dir,
+                direct,
                 config.file_owner(),
                 &runtime.wanted_patterns(),
             )
@@ -362,12 +431,20 @@ impl Actor {
         let mut runtime = runtime;
         if let Err(err) = runtime.start(&self.tx) {
             let _ = self.repo.forget_workspace(&id);
-            let _ = std::fs::remove_dir_all(&backing);
+            let _ = std::fs::remove_dir_all(&state_dir);
             return Err(EngineError::Failed(err));
         }
-        let io_mode = runtime.status().io_mode.unwrap_or("userspace");
+        let io_mode = if config.is_direct() {
+            "direct"
+        } else {
+            runtime.status().io_mode.unwrap_or("userspace")
+        };
         runtime.last_sync = Some(Utc::now());
         self.mounts.insert(id, runtime);
+        if adopt {
+            // The adopted files are this mount's first change: read them now.
+            self.debounce.note(Instant::now());
+        }
         self.record(format!("opened {} ({io_mode} I/O)", path.display()));
         Ok(io_mode)
     }
@@ -383,7 +460,9 @@ impl Actor {
         let was_paused = repo_paused || runtime.paused;
         runtime.unmount().map_err(EngineError::Busy)?;
         // Unmounted, the workspace is read and written as a plain directory.
-        runtime.problem = None;
+        if !runtime.folder_lost {
+            runtime.problem = None;
+        }
         runtime.retry_at = None;
         runtime.request_full_scan();
         // A paused mount's edits are recorded too: nothing written in a mount is lost.
@@ -391,6 +470,23 @@ impl Actor {
         self.step_until_settled(false);
         self.closing = None;
         let runtime = self.mounts.get(&id).expect("still there");
+        if runtime.folder_lost {
+            // A direct mount whose folder is gone or not the one opened: there is nothing
+            // of it to record (the repo keeps every file synced from it), and the folder
+            // that is there now is left as it is.
+            let problem = runtime.problem.clone().unwrap_or_default();
+            let runtime = self.mounts.remove(&id).expect("still there");
+            self.repo
+                .forget_workspace(&id)
+                .map_err(EngineError::repo("cannot forget the workspace"))?;
+            let _ = std::fs::remove_dir_all(&runtime.state_dir);
+            self.announce(format!(
+                "closed {} without recording anything from it ({problem})",
+                runtime.path.display()
+            ));
+            self.first_report.remove(&id);
+            return Ok(was_paused);
+        }
         if let Some(problem) = &runtime.problem {
             return Err(EngineError::Failed(format!(
                 "{} is unmounted, but what was written there could not be recorded ({problem}); \
@@ -400,10 +496,14 @@ impl Actor {
             )));
         }
         let runtime = self.mounts.remove(&id).expect("still there");
+        if runtime.is_direct() {
+            self.repo.remember_closed_folder(&id, &runtime.path);
+        }
         self.repo
             .forget_workspace(&id)
             .map_err(EngineError::repo("cannot forget the workspace"))?;
-        let _ = std::fs::remove_dir_all(&runtime.backing);
+        // A direct mount's files stay where they are; only its state goes.
+        let _ = std::fs::remove_dir_all(&runtime.state_dir);
         self.record(format!("closed {}", runtime.path.display()));
         self.first_report.remove(&id);
         Ok(was_paused)
@@ -675,28 +775,6 @@ impl Actor {
         }
     }
 
-    /// The files other programs hold open for writing in each mount's backing directory.
-    fn backing_writers(&self) -> BTreeMap<Uuid, Vec<PathBuf>> {
-        let roots: Vec<(Uuid, PathBuf)> = self
-            .mounts
-            .values()
-            .map(|m| {
-                (
-                    m.id,
-                    m.backing
-                        .canonicalize()
-                        .unwrap_or_else(|_| m.backing.clone()),
-                )
-            })
-            .collect();
-        let paths: Vec<&std::path::Path> = roots.iter().map(|(_, p)| p.as_path()).collect();
-        roots
-            .iter()
-            .map(|(id, _)| *id)
-            .zip(mount::writers_beneath(&paths))
-            .collect()
-    }
-
     /// One sync step over every workspace that can be reached.
     fn step(&mut self) {
         self.step_with(false);
@@ -719,7 +797,7 @@ impl Actor {
         let mut taken = Vec::new();
         let mut plans = Vec::new();
         let now = Instant::now();
-        let mut backing_writers = self.backing_writers();
+        self.read_writers();
         let (repo_paused, closing) = (self.repo_paused, self.closing);
         for m in self.mounts.values_mut() {
             if m.retry_at.is_some_and(|at| at > now) {
@@ -730,14 +808,23 @@ impl Actor {
             if (repo_paused || m.paused) && closing != Some(m.id) {
                 continue;
             }
+            if m.is_direct() {
+                let state = self.repo.state_paths(&m.id, &m.state_dir);
+                let (repo, id) = (&mut self.repo, m.id);
+                if m.check_folder(|| repo.state_has_files(&id, &state))
+                    .is_none()
+                {
+                    continue;
+                }
+            }
             let Some(read_root) = m.read_root() else {
                 continue;
             };
-            if !m.backing.join(".jj").is_dir() {
+            if !m.state_dir.join(".jj").is_dir() {
                 continue;
             }
             // What the workspace holds now (a selection changes in the step's check-out).
-            let state_paths = self.repo.state_paths(&m.id, &m.backing);
+            let state_paths = self.repo.state_paths(&m.id, &m.state_dir);
             let selection =
                 Selection::from_prefixes(self.repo.sparse_patterns(&m.id, &state_paths));
             let (rules, repo_ignores) = self.repo.ignore_rules_for(&m.id, &m.backing, &selection);
@@ -748,11 +835,7 @@ impl Actor {
                 rules,
                 selection,
             };
-            // Files programs write in the backing directory wait like those held in the
-            // mount: not read half-written, not replaced under their writer.
-            let in_backing = backing_writers.remove(&m.id).unwrap_or_default();
-            let mut writers = m.user_writers();
-            writers.extend(in_backing.iter().cloned());
+            let writers = m.user_writers();
             let planned = m.take_scan(&mut filter, &writers);
             let files = match m.files(fences.remove(&m.id)) {
                 Ok(files) => files,
@@ -768,8 +851,7 @@ impl Actor {
             if let Some(planned) = planned {
                 taken.push((m.id, planned));
             }
-            let mut held = m.held();
-            held.extend(in_backing);
+            let held = m.held();
             if !held.is_empty() {
                 tracing::debug!(mount = %m.path.display(), "held: {held:?}");
             }
@@ -785,14 +867,45 @@ impl Actor {
             });
         }
         if plans.is_empty() && !always {
+            self.release_folders();
             return 0;
         }
         let started = Instant::now();
         let report = self.repo.step(plans, self.repo.settings().signature());
+        self.release_folders();
         let commits = report.commits;
         self.apply(report, taken, started);
         release_freed_memory();
         commits
+    }
+
+    /// Reads which files other processes hold open for writing in each mount's folder on
+    /// disk (a direct mount's folder, a FUSE mount's backing workspace: writes there never
+    /// pass through a mount that could count them), one pass over /proc for all of them.
+    /// Those files wait like files held open in a mount: not read half-written, not
+    /// replaced under their writer.
+    fn read_writers(&mut self) {
+        let folders: Vec<(Uuid, PathBuf)> = self
+            .mounts
+            .values()
+            .filter_map(|m| Some((m.id, m.files_canonical()?)))
+            .collect();
+        if folders.is_empty() {
+            return;
+        }
+        let roots: Vec<PathBuf> = folders.iter().map(|(_, p)| p.clone()).collect();
+        for ((id, _), writers) in folders.iter().zip(mount::writers_under(&roots)) {
+            if let Some(m) = self.mounts.get_mut(id) {
+                m.set_writers(writers);
+            }
+        }
+    }
+
+    /// Direct mounts let go of their folders after a step.
+    fn release_folders(&mut self) {
+        self.mounts
+            .values_mut()
+            .for_each(MountRuntime::release_folder);
     }
 
     /// Takes in the change reports already sent; commands wait for the step to end.

@@ -5,6 +5,7 @@
 mod actor;
 pub mod conflicts;
 pub mod debounce;
+mod direct;
 pub mod echo;
 pub mod events;
 mod mounts;
@@ -22,6 +23,13 @@ use crate::config::{MountConfig, RepoConfig};
 use crate::remote::{RemoteCommand, RemoteHandle, RemoteSettings};
 use crate::repo::{Identity, RepoError};
 pub use status::{MountStatus, RepoStatus, SharedStatus};
+
+/// The identity (device and inode) of a new direct mount's folder, recorded at `open`.
+pub(crate) fn direct_identity(
+    path: &std::path::Path,
+) -> std::io::Result<crate::config::FolderIdentity> {
+    direct::identity_of(path)
+}
 
 /// A reply the actor sends back to the daemon.
 pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
@@ -92,9 +100,12 @@ pub enum Event {
     IntegrateRemote {
         reply: Reply<()>,
     },
-    /// A new mount (its workspace does not exist yet).
+    /// A new mount (its workspace does not exist yet); `adopt`: a direct mount's files
+    /// become its first change instead of trunk's files being written into it. Replies how
+    /// file data flows ("passthrough", "userspace", or "direct").
     Open {
         mount: MountConfig,
+        adopt: bool,
         reply: Reply<&'static str>,
     },
     /// Records the mount's changes (also a paused one's) and forgets it; replies whether it

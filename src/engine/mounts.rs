@@ -1,5 +1,6 @@
-//! One mount as its repo's actor holds it: the FUSE session, the watcher on its backing
-//! workspace, the paths changed since its last snapshot, and its health.
+//! One mount as its repo's actor holds it: the FUSE session and the watcher on its backing
+//! workspace (or, for a direct mount, the watcher on its folder and the checks of
+//! `direct`), the paths changed since its last snapshot, and its health.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use crossbeam_channel::Sender;
 use uuid::Uuid;
 
 use super::Event;
+use super::direct::DirectFolder;
 use super::echo::EchoFilter;
 use super::scan::{self, ScanFilter};
 use super::status::MountStatus;
@@ -41,8 +43,20 @@ pub struct MountRuntime {
     pub id: Uuid,
     /// Where users see it.
     pub path: PathBuf,
-    /// The backing jj workspace.
+    /// Where its files are: the backing jj workspace of a FUSE mount, the folder itself of
+    /// a direct mount.
     pub backing: PathBuf,
+    /// Its jj workspace (`.jj`): the backing workspace, or a direct mount's state folder.
+    pub state_dir: PathBuf,
+    /// A direct mount's folder checks.
+    direct: Option<DirectFolder>,
+    /// A direct mount's folder is gone, replaced or emptied (`problem` says which): nothing
+    /// is read from it or written into it until it is back.
+    pub folder_lost: bool,
+    /// Files processes hold open for writing in a direct mount, as last read from /proc.
+    writers: Vec<PathBuf>,
+    /// Where the watcher reports (kept to watch a direct mount's folder again once back).
+    tx: Option<Sender<Event>>,
     /// Who owns the files the engine creates there.
     owner: Option<Owner>,
     /// The backing workspace, held open: snapshots read its files beneath it.
@@ -93,7 +107,14 @@ impl MountRuntime {
         Self {
             id: config.id,
             path: config.path.clone(),
-            backing: config.workspace.clone(),
+            backing: config.files_dir().to_owned(),
+            state_dir: config.workspace.clone(),
+            direct: config
+                .is_direct()
+                .then(|| DirectFolder::new(&config.path, &config.repo, config.identity)),
+            folder_lost: false,
+            writers: Vec::new(),
+            tx: None,
             owner: config.file_owner(),
             read_root: None,
             mount: None,
@@ -115,8 +136,19 @@ impl MountRuntime {
         }
     }
 
-    /// Mounts the backing workspace at `path` and watches it.
+    /// Mounts the backing workspace at `path` and watches it; a direct mount's folder is
+    /// checked and watched.
     pub fn start(&mut self, tx: &Sender<Event>) -> Result<(), String> {
+        self.tx = Some(tx.clone());
+        if let Some(folder) = &mut self.direct {
+            if let Err(problem) = folder.open() {
+                self.folder_lost = true;
+                return Err(problem);
+            }
+            self.watch_folder()?;
+            self.problem = None;
+            return Ok(());
+        }
         let read_root = Root::open(&self.backing)
             .map_err(|e| format!("cannot open {}: {e}", self.backing.display()))?;
         let sink = Arc::new(MountSink {
@@ -144,6 +176,109 @@ impl MountRuntime {
         self._watcher = Some(watcher);
         self.problem = None;
         Ok(())
+    }
+
+    /// Watches a direct mount's folder (reporting files closed after writing too).
+    fn watch_folder(&mut self) -> Result<(), String> {
+        let Some(tx) = self.tx.clone() else {
+            return Ok(());
+        };
+        let id = self.id;
+        let watcher = Watcher::start_reporting_closes(&self.path, move |event| {
+            let event = match event {
+                WatchEvent::Changed(paths) => Event::Watch { id, paths },
+                WatchEvent::Overflow => Event::Overflow { id },
+            };
+            let _ = tx.send(event);
+        })
+        .map_err(|e| format!("cannot watch {}: {e}", self.path.display()))?;
+        self._watcher = Some(watcher);
+        Ok(())
+    }
+
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Checks a direct mount's folder before a step (or on the actor's periodic check):
+    /// Some(its root) when it can be read and written, else None with the mount unhealthy
+    /// (`folder_lost`). `has_files` tells whether jjfs believes files are there (an empty
+    /// folder is then taken for a missing volume). A folder that comes back is watched
+    /// again and rescanned whole.
+    pub fn check_folder(&mut self, has_files: impl FnOnce() -> bool) -> Option<Arc<Root>> {
+        // Files deleted in the folder were reported by its watcher one by one; a folder
+        // found empty with nothing reported (a volume gone from under it, or emptied while
+        // the daemon was down) is not read.
+        let reported = !self.pending.is_empty();
+        let folder = self.direct.as_mut()?;
+        let mut emptied = false;
+        let checked = folder.open().and_then(|root| {
+            if !reported && super::direct::is_empty(&root) && has_files() {
+                emptied = true;
+                Err(folder.emptied())
+            } else {
+                Ok(root)
+            }
+        });
+        match checked {
+            Ok(root) => {
+                if self.folder_lost {
+                    tracing::info!(mount = %self.path.display(), "the folder is back: rescanning it");
+                    self.folder_lost = false;
+                    self.problem = None;
+                    self.request_full_scan();
+                    if let Err(err) = self.watch_folder() {
+                        tracing::warn!(mount = %self.path.display(), "{err}");
+                    }
+                }
+                let root = Arc::new(root);
+                self.read_root = Some(root.clone());
+                Some(root)
+            }
+            Err(problem) => {
+                if self.problem.as_ref() != Some(&problem) {
+                    tracing::warn!(mount = %self.path.display(), "unhealthy: {problem}");
+                }
+                self.folder_lost = true;
+                self.problem = Some(problem);
+                self.read_root = None;
+                if emptied {
+                    // Still the folder opened: still watched, and deletions reported in it
+                    // later are the user's (then it is read again).
+                    return None;
+                }
+                // What was pending is read again, as a whole, once the folder is back.
+                self.pending.clear();
+                self.through_mount.clear();
+                self.full_scan = true;
+                self._watcher = None;
+                self.read_root = None;
+                None
+            }
+        }
+    }
+
+    /// A direct mount lets go of its folder between steps (so that the volume it is on can
+    /// still be unmounted).
+    pub fn release_folder(&mut self) {
+        if self.direct.is_some() {
+            self.read_root = None;
+        }
+    }
+
+    /// The folder holding this mount's files on disk, canonical (how /proc names them): a
+    /// direct mount's own folder (None while it is lost), a FUSE mount's backing workspace.
+    pub fn files_canonical(&self) -> Option<PathBuf> {
+        match &self.direct {
+            Some(direct) => (!self.folder_lost).then(|| direct.canonical()).flatten(),
+            None => self.backing.canonicalize().ok(),
+        }
+    }
+
+    /// Files other processes hold open for writing in this mount's folder on disk (from
+    /// /proc; see `files_canonical`).
+    pub fn set_writers(&mut self, writers: Vec<PathBuf>) {
+        self.writers = writers;
     }
 
     /// The backing workspace as snapshots read it; None when it is gone or was replaced
@@ -187,6 +322,16 @@ impl MountRuntime {
                     backing,
                 ))
             }
+            _ if self.direct.is_some() => {
+                // The folder the step checked, never reopened by path.
+                let root = self
+                    .read_root
+                    .as_ref()
+                    .ok_or_else(|| format!("{} is not open", self.path.display()))?
+                    .try_clone()
+                    .map_err(|e| format!("{}: {e}", self.path.display()))?;
+                Arc::new(PlainFiles::new(root, self.owner))
+            }
             _ => Arc::new(PlainFiles::new(open(&self.backing)?, self.owner)),
         })
     }
@@ -215,8 +360,19 @@ impl MountRuntime {
     /// Changes seen by the watcher, minus the engine's own writes.
     pub fn note_watched(&mut self, paths: Vec<PathBuf>, now: Instant) -> bool {
         let before = self.pending.len();
-        if let Some(root) = self.read_root.clone() {
+        let root = match &mut self.direct {
+            // Between steps a direct mount's folder is not held open; one that is gone or
+            // replaced is not watched.
+            Some(folder) if self._watcher.is_some() => folder.open().ok().map(Arc::new),
+            Some(_) => None,
+            None => self.read_root.clone(),
+        };
+        if let Some(root) = root {
             for path in paths {
+                // The engine's temporary files come and go with each write.
+                if path.file_name().is_some_and(crate::files::is_temp_name) {
+                    continue;
+                }
                 if !self.echoes.is_echo(&root, &path, now) {
                     self.pending.insert(path);
                 }
@@ -263,6 +419,9 @@ impl MountRuntime {
         if std::mem::take(&mut self.full_scan) {
             self.pending.clear();
             let planned = scan::full(&root, filter);
+            if self.direct.is_some() {
+                super::direct::remove_leftovers(&root, &planned.temporary);
+            }
             self.skipped = planned.skipped;
             self.nested_held = planned.held;
             return Some(Taken {
@@ -349,21 +508,18 @@ impl MountRuntime {
     /// Paths kept as they are on disk: files users hold open for writing in this mount,
     /// and synced files inside nested repositories.
     pub fn held(&self) -> Vec<PathBuf> {
-        let mut held = self
-            .mount
-            .as_ref()
-            .map(Mount::user_writers)
-            .unwrap_or_default();
+        let mut held = self.user_writers();
         held.extend(self.nested_held.iter().cloned());
         held
     }
 
     /// Files users hold open for writing in this mount.
     pub fn user_writers(&self) -> Vec<PathBuf> {
-        self.mount
-            .as_ref()
-            .map(Mount::user_writers)
-            .unwrap_or_default()
+        let mut writers = self.writers.clone();
+        if let Some(mount) = &self.mount {
+            writers.extend(mount.user_writers());
+        }
+        writers
     }
 
     /// Remembers how paths looked after the step read or wrote them: watcher events that
@@ -379,7 +535,7 @@ impl MountRuntime {
         MountStatus {
             id: self.id,
             path: self.path.clone(),
-            workspace: self.backing.clone(),
+            workspace: self.state_dir.clone(),
             problem: self.problem.clone(),
             last_sync: self.last_sync,
             io_mode: self.mount.as_ref().map(Mount::io_mode),
@@ -395,8 +551,12 @@ impl MountRuntime {
     }
 
     /// Unmounts cleanly; fails while the mount is busy, leaving it exactly as it was:
-    /// mounted, watched and synced.
+    /// mounted, watched and synced. A direct mount stops being watched.
     pub fn unmount(&mut self) -> Result<(), String> {
+        if self.direct.is_some() {
+            self._watcher = None;
+            return Ok(());
+        }
         if let Some(mount) = &mut self.mount {
             mount.unmount().map_err(|err| err.to_string())?;
             self.mount = None;

@@ -38,6 +38,8 @@ pub struct Planned {
     pub skipped: BTreeMap<PathBuf, String>,
     /// Tracked files inside nested repositories: kept as they are on disk.
     pub held: Vec<PathBuf>,
+    /// The engine's temporary files found on the way (a killed daemon may leave some).
+    pub temporary: Vec<PathBuf>,
 }
 
 /// Names that are never part of a workspace's files.
@@ -147,6 +149,10 @@ impl Planner<'_> {
             return;
         };
         for entry in entries {
+            if crate::files::is_temp_name(&entry.name) {
+                self.planned.temporary.push(dir.join(&entry.name));
+                continue;
+            }
             if is_reserved(&entry.name) {
                 continue;
             }

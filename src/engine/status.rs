@@ -11,6 +11,7 @@ use uuid::Uuid;
 pub struct MountStatus {
     pub id: Uuid,
     pub path: PathBuf,
+    /// The backing workspace, or a direct mount's state folder.
     pub workspace: PathBuf,
     /// None when healthy, else what is wrong and how to fix it.
     pub problem: Option<String>,

@@ -161,6 +161,14 @@ impl Root {
         &self.path
     }
 
+    /// A second handle on the same directory (not reopened by path).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            fd: self.fd.try_clone()?,
+            path: self.path.clone(),
+        })
+    }
+
     /// Whether the directory at the root's path is still the one this handle holds (false
     /// when it was removed, replaced, or something was mounted over it or unmounted from
     /// it): reading a replaced directory as the workspace would read every file as deleted.
@@ -418,6 +426,22 @@ impl Dir {
                 to.fd.as_raw_fd(),
                 dest.as_ptr(),
                 flags,
+            )
+        })
+        .map(drop)
+    }
+
+    /// Swaps `name` and `other` atomically (`RENAME_EXCHANGE`): each then names what the
+    /// other named. Fails with `EINVAL` where the file system cannot.
+    pub fn exchange(&self, name: &OsStr, other: &OsStr) -> io::Result<()> {
+        let (a, b) = (component(name)?, component(other)?);
+        cvt(unsafe {
+            libc::renameat2(
+                self.fd.as_raw_fd(),
+                a.as_ptr(),
+                self.fd.as_raw_fd(),
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
             )
         })
         .map(drop)

@@ -20,7 +20,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub use beneath::{Kind, Root, Stat};
-pub use plain::{PlainFiles, is_temp_name};
+pub use plain::{PlainFiles, TEMP_PREFIX, is_temp_name};
 pub use through_mount::{Fence, MountFiles};
 
 /// Why a write did not happen. Whatever the reason, the old file is still in place.

@@ -1,6 +1,7 @@
 //! Which processes hold a mount busy (so a refused unmount can say who): a current or root
 //! directory, an open file or a mapped file under the mount's path, read from /proc. Reading
-//! these links and maps never reaches the mount itself.
+//! these links and maps never reaches the mount itself. Also which files under a direct
+//! mount's folder processes hold open for writing (what a FUSE mount sees by itself).
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -41,12 +42,32 @@ pub fn holders(path: &Path) -> Vec<Holder> {
     found
 }
 
-/// The files beneath each of `roots` (canonical paths) that other processes hold open for
-/// writing, relative to their root: one scan of /proc for all of them. A backing workspace
-/// has no mount to count its writers, so this is how a sync learns that a program edits a
-/// file there through an open descriptor (replacing the file would orphan its writes).
-pub fn writers_beneath(roots: &[&Path]) -> Vec<Vec<PathBuf>> {
-    let mut found = vec![Vec::new(); roots.len()];
+/// Whether process `pid` has its current or root directory, an open file or a mapping
+/// under `path`.
+fn holds(pid: u32, path: &Path) -> bool {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let under = |p: &Path| p.starts_with(path);
+    let link_under = |link: PathBuf| std::fs::read_link(link).is_ok_and(|p| under(&p));
+    if link_under(proc.join("cwd")) || link_under(proc.join("root")) {
+        return true;
+    }
+    if let Ok(fds) = std::fs::read_dir(proc.join("fd"))
+        && fds.flatten().any(|fd| link_under(fd.path()))
+    {
+        return true;
+    }
+    std::fs::read(proc.join("maps"))
+        .is_ok_and(|maps| mapped_paths(&maps).any(|p| under(Path::new(p))))
+}
+
+/// For each of `roots` (canonical paths), the files under it that a process other than this
+/// one holds open for writing, relative to it; one pass over /proc. Processes this user
+/// cannot inspect are not seen (a root daemon sees them all).
+pub fn writers_under(roots: &[PathBuf]) -> Vec<Vec<PathBuf>> {
+    let mut found: Vec<Vec<PathBuf>> = vec![Vec::new(); roots.len()];
+    if roots.is_empty() {
+        return found;
+    }
     let me = std::process::id();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return found;
@@ -70,11 +91,11 @@ pub fn writers_beneath(roots: &[&Path]) -> Vec<Vec<PathBuf>> {
             else {
                 continue;
             };
+            if rel.as_os_str().is_empty() || found[i].iter().any(|p| p == rel) {
+                continue;
+            }
             let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
-            if open_for_writing(&std::fs::read_to_string(info).unwrap_or_default())
-                && !rel.as_os_str().is_empty()
-                && !found[i].iter().any(|p| p == rel)
-            {
+            if std::fs::read_to_string(info).is_ok_and(|text| opened_for_writing(&text)) {
                 found[i].push(rel.to_owned());
             }
         }
@@ -82,31 +103,16 @@ pub fn writers_beneath(roots: &[&Path]) -> Vec<Vec<PathBuf>> {
     found
 }
 
-/// Whether a /proc/PID/fdinfo text shows a descriptor open for writing (`flags:` in octal).
-fn open_for_writing(fdinfo: &str) -> bool {
+/// Whether a /proc/PID/fdinfo/FD text shows a descriptor open for writing.
+fn opened_for_writing(fdinfo: &str) -> bool {
     fdinfo
         .lines()
-        .find_map(|line| line.strip_prefix("flags:"))
+        .find_map(|l| l.strip_prefix("flags:"))
         .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
-        .is_some_and(|flags| flags & 0o3 != 0)
-}
-
-/// Whether process `pid` has its current or root directory, an open file or a mapping
-/// under `path`.
-fn holds(pid: u32, path: &Path) -> bool {
-    let proc = PathBuf::from(format!("/proc/{pid}"));
-    let under = |p: &Path| p.starts_with(path);
-    let link_under = |link: PathBuf| std::fs::read_link(link).is_ok_and(|p| under(&p));
-    if link_under(proc.join("cwd")) || link_under(proc.join("root")) {
-        return true;
-    }
-    if let Ok(fds) = std::fs::read_dir(proc.join("fd"))
-        && fds.flatten().any(|fd| link_under(fd.path()))
-    {
-        return true;
-    }
-    std::fs::read(proc.join("maps"))
-        .is_ok_and(|maps| mapped_paths(&maps).any(|p| under(Path::new(p))))
+        .is_some_and(|flags| {
+            let mode = flags & libc::O_ACCMODE as u32;
+            mode == libc::O_WRONLY as u32 || mode == libc::O_RDWR as u32
+        })
 }
 
 /// The file paths of the mappings in a /proc/PID/maps text.
@@ -140,34 +146,39 @@ mod tests {
 
     #[test]
     fn fdinfo_flags_tell_writers_from_readers() {
-        assert!(open_for_writing("pos:\t0\nflags:\t0100001\nmnt_id:\t30\n"));
-        assert!(open_for_writing("pos:\t0\nflags:\t02\n"));
-        assert!(!open_for_writing("pos:\t0\nflags:\t0100000\nmnt_id:\t30\n"));
-        assert!(!open_for_writing(""));
+        assert!(opened_for_writing(
+            "pos:\t0\nflags:\t0100001\nmnt_id:\t30\n"
+        ));
+        assert!(opened_for_writing("pos:\t0\nflags:\t02\n"));
+        assert!(!opened_for_writing(
+            "pos:\t0\nflags:\t0100000\nmnt_id:\t30\n"
+        ));
+        assert!(!opened_for_writing(""));
     }
 
     #[test]
-    fn a_file_another_process_writes_is_found_beneath_its_root() {
+    fn a_file_open_for_writing_is_a_writer_and_one_open_for_reading_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir(root.join("sub")).unwrap();
-        // A shell holding sub/w.txt open for writing and sub/r.txt for reading.
-        std::fs::write(root.join("sub/r.txt"), "r").unwrap();
+        std::fs::write(root.join("written"), "").unwrap();
+        std::fs::write(root.join("read"), "").unwrap();
         let mut child = std::process::Command::new("sh")
             .arg("-c")
-            .arg("exec 3>sub/w.txt 4<sub/r.txt; sleep 30")
+            .arg("exec 3>>written 4<read; sleep 30")
             .current_dir(&root)
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let mut found = writers_beneath(&[&root, Path::new("/nonexistent")]);
-        while found[0].is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            found = writers_beneath(&[&root, Path::new("/nonexistent")]);
+        let mut found = Vec::new();
+        for _ in 0..500 {
+            found = writers_under(std::slice::from_ref(&root)).remove(0);
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let _ = child.kill();
         let _ = child.wait();
-        assert_eq!(found, vec![vec![PathBuf::from("sub/w.txt")], vec![]]);
+        assert_eq!(found, vec![PathBuf::from("written")]);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use jj_lib::conflicts::ConflictMarkerStyle;
 use jj_lib::gitignore::GitIgnoreFile;
 use jj_lib::local_working_copy::TreeStateSettings;
 use jj_lib::matchers::PrefixMatcher;
+use jj_lib::merged_tree::MergedTree;
+use jj_lib::object_id::ObjectId as _;
 use jj_lib::op_store::RefTarget;
 use jj_lib::ref_name::{RefName, WorkspaceName, WorkspaceNameBuf};
 use jj_lib::repo::{ReadonlyRepo, Repo as _, RepoLoader};
@@ -50,6 +52,51 @@ pub struct Repository {
 /// `repos/<name>/jjfs`: jjfs's own per-repo state, beside jj's (never pushed).
 pub fn jjfs_dir(root: &Path) -> PathBuf {
     root.join("jjfs")
+}
+
+/// The working-copy type recorded in a direct mount's state folder. Its files are elsewhere,
+/// so the jj CLI must not take the (empty) state folder for its working copy: it would
+/// record every file as deleted. jj refuses a working copy of a type it does not know.
+pub const DIRECT_WORKING_COPY_TYPE: &str = "jjfs-direct";
+
+/// Where a direct mount's files go when its workspace is created.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectFiles<'a> {
+    /// The mount's folder.
+    pub root: &'a Path,
+    /// Its files are adopted (recorded as the mount's first change) instead of trunk's
+    /// files being written into it.
+    pub adopt: bool,
+}
+
+/// `jjfs/closed`: the commit each closed direct mount's folder was last synced to, by path.
+fn closed_folders_file(root: &Path) -> PathBuf {
+    jjfs_dir(root).join("closed")
+}
+
+/// Makes a new workspace's state believe its folder holds `tree` (as last synced there),
+/// with no file's stat known: the first snapshot reads every file and finds what changed.
+fn believe_on_disk(state: &mut WcState, tree: &MergedTree) {
+    use super::working_copy::state::{Entry, EntryKind};
+    use jj_lib::backend::TreeValue;
+    state.entries.clear();
+    for (path, value) in tree.entries() {
+        let kind = match value.ok().and_then(|v| v.into_resolved().ok()).flatten() {
+            Some(TreeValue::Symlink(_)) => EntryKind::Symlink,
+            Some(TreeValue::GitSubmodule(_)) => EntryKind::GitSubmodule,
+            Some(TreeValue::File { executable, .. }) => EntryKind::File { executable },
+            _ => EntryKind::File { executable: false },
+        };
+        state.entries.insert(path, Entry::placeholder(kind));
+    }
+    state.tree = tree.clone();
+    state.dirty = true;
+}
+
+/// Marks a state folder as a direct mount's (see `DIRECT_WORKING_COPY_TYPE`).
+fn mark_direct(state_dir: &Path) -> Result<(), RepoError> {
+    let path = state_dir.join(".jj").join("working_copy").join("type");
+    std::fs::write(&path, DIRECT_WORKING_COPY_TYPE).map_err(RepoError::io(&path))
 }
 
 /// The jj workspace name of a mount.
@@ -181,15 +228,18 @@ impl Repository {
         backing: &Path,
         owner: Option<crate::files::Owner>,
     ) -> Result<(), RepoError> {
-        self.add_workspace_with(id, backing, owner, &[String::new()])
+        self.add_workspace_with(id, backing, None, owner, &[String::new()])
     }
 
-    /// `add_workspace` for a workspace that holds only the files within `sparse` (jj's
-    /// sparse patterns: a selective mount).
+    /// Creates the jj workspace of a new mount whose state folder is `state_dir` (which
+    /// must not exist), with a working-copy commit on trunk. Its files are written into
+    /// `state_dir` itself (a FUSE mount's backing workspace), or into `direct`'s folder;
+    /// only the files within `sparse` (jj's sparse patterns: a selective mount).
     pub fn add_workspace_with(
         &mut self,
         id: &Uuid,
-        backing: &Path,
+        state_dir: &Path,
+        direct: Option<DirectFiles<'_>>,
         owner: Option<crate::files::Owner>,
         sparse: &[String],
     ) -> Result<(), RepoError> {
@@ -201,17 +251,21 @@ impl Repository {
                 self.trunk
             ))
         })?;
-        std::fs::create_dir_all(backing).map_err(RepoError::io(backing))?;
+        std::fs::create_dir_all(state_dir).map_err(RepoError::io(state_dir))?;
+        let files_dir = direct.as_ref().map_or(state_dir, |d| d.root);
         let result = (|| {
             let factory = jj_lib::default_backend_factories::default_working_copy_factory();
             let (_workspace, repo) = block_on(Workspace::init_workspace_with_existing_repo(
-                backing,
+                state_dir,
                 &repo_dir(&self.root),
                 &repo,
                 &*factory,
                 workspace_name(id),
             ))
             .map_err(RepoError::jj)?;
+            if direct.is_some() {
+                mark_direct(state_dir)?;
+            }
             let mut tx = repo.start_transaction();
             let wc = block_on(
                 tx.repo_mut()
@@ -223,14 +277,29 @@ impl Repository {
             block_on(tx.repo_mut().rebase_descendants()).map_err(RepoError::jj)?;
             let repo = block_on(tx.commit(super::messages::operation::add_workspace(id)))
                 .map_err(RepoError::jj)?;
-            // The files of the new workspace, written into its (new, empty) directory.
             let store = self.loader.store().clone();
-            let paths = self.state_paths(id, backing);
+            let paths = self.state_paths(id, state_dir);
             let mut locked = LockedWorkingCopy::lock(&store, &paths, None)?;
             locked.state.sparse = sparse.clone();
-            let root = Root::open(backing).map_err(RepoError::io(backing))?;
-            let files =
-                PlainFiles::new(Root::open(backing).map_err(RepoError::io(backing))?, owner);
+            if let Some(direct) = direct.filter(|d| d.adopt) {
+                // Adopted files: the state says the folder holds what was last synced into
+                // it before it was closed (or nothing, for a folder never synced), so the
+                // first snapshot reads every difference as this mount's change, merged onto
+                // trunk like a concurrent edit (the workspace is stale from the start).
+                if let Some(base) = self.take_closed_folder(direct.root) {
+                    believe_on_disk(&mut locked.state, &base.tree());
+                }
+                let state = locked.finish(repo.op_id())?;
+                self.states.insert(*id, state);
+                self.repo = repo;
+                return Ok(());
+            }
+            // The files of the new workspace, written into its (new, empty) directory.
+            let root = Root::open(files_dir).map_err(RepoError::io(files_dir))?;
+            let files = PlainFiles::new(
+                Root::open(files_dir).map_err(RepoError::io(files_dir))?,
+                owner,
+            );
             let cx = CheckoutContext {
                 store: &store,
                 files: &files,
@@ -249,9 +318,82 @@ impl Repository {
             Ok(())
         })();
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(backing);
+            let _ = std::fs::remove_dir_all(state_dir);
         }
         result
+    }
+
+    /// Remembers what a direct mount being closed holds, as trunk's commit it was last synced
+    /// to, for `--adopt` of the same folder later: its files are then merged as edits made
+    /// since (not as new files). Nothing is remembered when its files are not a commit of
+    /// trunk (files held open for writing kept them apart).
+    pub fn remember_closed_folder(&mut self, id: &Uuid, path: &Path) {
+        let Some(base) = self.synced_commit(id) else {
+            return;
+        };
+        let mut closed = self.closed_folders();
+        closed.insert(path.to_string_lossy().into_owned(), base.hex());
+        let file = closed_folders_file(&self.root);
+        let text = serde_json::to_vec_pretty(&closed).expect("a map of strings serializes");
+        if let Err(err) = crate::atomic_file::write_data(&file, &text) {
+            tracing::warn!("cannot write {}: {err}", file.display());
+        }
+    }
+
+    /// The commit a workspace's files match: its working-copy commit's parent when the
+    /// working-copy commit adds nothing and the files hold its tree.
+    fn synced_commit(&mut self, id: &Uuid) -> Option<jj_lib::backend::CommitId> {
+        let repo = self.head().ok()?;
+        let wc_id = repo.view().get_wc_commit_id(&workspace_name(id))?.clone();
+        let wc = repo.store().get_commit(&wc_id).ok()?;
+        let [parent] = wc.parent_ids() else {
+            return None;
+        };
+        let parent = repo.store().get_commit(parent).ok()?;
+        let on_disk = self.states.get(id)?;
+        let same =
+            |a: &MergedTree, b: &MergedTree| a.tree_ids_and_labels() == b.tree_ids_and_labels();
+        (wc.description().is_empty()
+            && same(&wc.tree(), &parent.tree())
+            && same(&on_disk.tree, &wc.tree()))
+        .then(|| parent.id().clone())
+    }
+
+    fn closed_folders(&self) -> std::collections::BTreeMap<String, String> {
+        std::fs::read(closed_folders_file(&self.root))
+            .ok()
+            .and_then(|text| serde_json::from_slice(&text).ok())
+            .unwrap_or_default()
+    }
+
+    /// The commit a closed direct mount at `path` was last synced to, forgotten once taken.
+    fn take_closed_folder(&mut self, path: &Path) -> Option<Commit> {
+        let mut closed = self.closed_folders();
+        let hex = closed.remove(path.to_string_lossy().as_ref())?;
+        let file = closed_folders_file(&self.root);
+        let text = serde_json::to_vec_pretty(&closed).expect("a map of strings serializes");
+        let _ = crate::atomic_file::write_data(&file, &text);
+        let id = jj_lib::backend::CommitId::try_from_hex(&hex)?;
+        self.repo.store().get_commit(&id).ok()
+    }
+
+    /// Whether the working-copy state of workspace `id` says its folder holds files (the
+    /// state is loaded, and kept for the next step, when it is not in memory). True when
+    /// the state cannot be read: then an empty folder is not taken for granted.
+    pub fn state_has_files(&mut self, id: &Uuid, state: &StatePaths) -> bool {
+        if let Some(cached) = self.states.get(id)
+            && cached.is_current()
+        {
+            return !cached.entries.is_empty();
+        }
+        match WcState::load(self.loader.store(), &state.dir, &state.side) {
+            Ok(loaded) => {
+                let has = !loaded.entries.is_empty();
+                self.states.insert(*id, loaded);
+                has
+            }
+            Err(_) => true,
+        }
     }
 
     /// Removes a mount's workspace from the repo (its working-copy commit goes, history

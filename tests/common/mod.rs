@@ -1,6 +1,11 @@
 //! TestEnv: one "machine" for an integration test. It owns a temporary `JJFS_HOME` and a
 //! scratch directory, runs the real `jjfs`/`jjfsd` binaries against them, and on drop (also
 //! when the test panics) stops the daemon and unmounts whatever is still mounted under them.
+//!
+//! The mount mode is a test dimension: `JJFS_TEST_MODE=direct` (or `fuse`) makes `open`
+//! pass `--mode`, so the same tests run over direct mounts; unset, mounts are opened with
+//! the default (`auto`: FUSE here). Tests of what only FUSE mounts have (a backing
+//! workspace the jj CLI runs in) return early in direct mode (`fuse_only`).
 #![allow(dead_code)]
 
 pub mod bus;
@@ -20,6 +25,8 @@ pub struct TestEnv {
     dir: tempfile::TempDir,
     /// Extra environment for `jjfs` (and so for the daemon it starts).
     env: Vec<(String, String)>,
+    /// `--mode` for `open` (from `JJFS_TEST_MODE`, or `with_mode`).
+    mode: Option<String>,
 }
 
 impl Default for TestEnv {
@@ -44,7 +51,30 @@ impl TestEnv {
         Self {
             dir,
             env: Vec::new(),
+            mode: std::env::var("JJFS_TEST_MODE")
+                .ok()
+                .filter(|m| !m.is_empty()),
         }
+    }
+
+    /// Opens mounts with `--mode MODE` whatever `JJFS_TEST_MODE` says.
+    pub fn with_mode(mut self, mode: &str) -> Self {
+        self.mode = Some(mode.to_owned());
+        self
+    }
+
+    /// Whether `open` makes direct mounts.
+    pub fn is_direct(&self) -> bool {
+        self.mode.as_deref() == Some("direct")
+    }
+
+    /// For tests of what only FUSE mounts have: true (after saying so) in direct mode, where
+    /// the test returns at once.
+    pub fn fuse_only(&self, what: &str) -> bool {
+        if self.is_direct() {
+            eprintln!("not run in direct mode: {what}");
+        }
+        self.is_direct()
     }
 
     /// Sets `key=value` for every `jjfs` this environment runs (and its daemon).
@@ -223,10 +253,14 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 impl TestEnv {
-    /// `jjfs open REPO work/NAME`; returns the mount path.
+    /// `jjfs open REPO work/NAME` (with this environment's `--mode`); returns the mount path.
     pub fn open(&self, repo: &str, name: &str) -> PathBuf {
         let path = self.work().join(name);
-        let out = self.ok(&["open", repo, path.to_str().unwrap()]);
+        let mut args = vec!["open", repo, path.to_str().unwrap()];
+        if let Some(mode) = &self.mode {
+            args.extend(["--mode", mode]);
+        }
+        let out = self.ok(&args);
         assert_eq!(out.trim(), path.to_str().unwrap());
         path
     }
@@ -247,7 +281,50 @@ impl TestEnv {
             .clone()
     }
 
-    /// The backing workspace of the mount at `path`.
+    /// Where the files of the mount at `path` are, to write them behind the mount's back
+    /// (while the daemon is down, say): its backing workspace, or a direct mount itself.
+    pub fn files_of(&self, path: &Path) -> PathBuf {
+        if self.is_direct() {
+            path.to_owned()
+        } else {
+            self.workspace_of(path)
+        }
+    }
+
+    /// A folder where `jj --ignore-working-copy` reads the repo of the mount at `path`: its
+    /// backing workspace; for a direct mount (whose state folder the jj CLI refuses, so
+    /// that it never takes the empty folder for deleted files) a fresh read-only stand-in
+    /// beside it, with a copy of its working-copy state. Never run jj there without
+    /// `--ignore-working-copy`.
+    pub fn history_dir(&self, path: &Path) -> PathBuf {
+        let ws = self.workspace_of(path);
+        if !ws.join(".jj/working_copy/type").is_file()
+            || std::fs::read_to_string(ws.join(".jj/working_copy/type")).unwrap() == "local"
+        {
+            return ws;
+        }
+        let view = tempfile::Builder::new()
+            .prefix("jj-view-")
+            .tempdir_in(self.dir.path())
+            .unwrap()
+            .keep();
+        let state = view.join(".jj/working_copy");
+        std::fs::create_dir_all(&state).unwrap();
+        // `.jj/repo` names the repo relative to `.jj`: the stand-in names it absolutely.
+        let repo = std::fs::read_to_string(ws.join(".jj/repo")).unwrap();
+        let repo = ws.join(".jj").join(repo.trim()).canonicalize().unwrap();
+        std::fs::write(view.join(".jj/repo"), repo.to_str().unwrap()).unwrap();
+        for entry in std::fs::read_dir(ws.join(".jj/working_copy")).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), state.join(entry.file_name())).unwrap();
+            }
+        }
+        std::fs::write(state.join("type"), "local").unwrap();
+        view
+    }
+
+    /// The backing workspace of the mount at `path` (a direct mount's state folder).
     pub fn workspace_of(&self, path: &Path) -> PathBuf {
         let mounts = self.list();
         let m = mounts
@@ -277,7 +354,7 @@ impl TestEnv {
 
     /// Number of commits on trunk, read with the jj CLI without touching any working copy.
     pub fn trunk_commits(&self, any_mount: &Path) -> usize {
-        let ws = self.workspace_of(any_mount);
+        let ws = self.history_dir(any_mount);
         self.trunk_log(&ws, "commit_id ++ \"\\n\"").lines().count()
     }
 

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::super::state::Daemon;
 use super::{blocking, engine_error, rfc3339};
 use crate::api::{
-    CloseParams, CloseResult, Error, Health, MountInfo, OnlyParams, OnlyResult, OpenParams,
-    OpenResult,
+    CloseParams, CloseResult, Error, Health, ModeChoice, MountInfo, MountMode, OnlyParams,
+    OnlyResult, OpenParams, OpenResult,
 };
 use crate::config::{MountConfig, Owner};
 use crate::engine::Event;
@@ -19,24 +19,45 @@ use crate::mount;
 pub(super) async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult, Error> {
     let handle = daemon.repo(&params.repo)?;
     let only = selection(params.only.as_deref())?;
+    let choice = params
+        .mode
+        .unwrap_or(daemon.repo_config(&params.repo)?.mount_mode);
     let _admin = daemon.admin.lock().await;
-    let path = params.path.clone();
+    let (path, adopt) = (params.path.clone(), params.adopt);
     let checker = daemon.clone();
-    let created = blocking(move || check_mount_point(&checker, &path)).await?;
+    let (mode, note, created, identity) = blocking(move || {
+        let (mode, note) = resolve_mode(choice, adopt, &path)?;
+        let created = check_mount_point(&checker, &path, mode, adopt)?;
+        let identity = match mode {
+            MountMode::Direct => Some(
+                crate::engine::direct_identity(&path).map_err(|e| Error::io(path.display(), &e))?,
+            ),
+            MountMode::Fuse => None,
+        };
+        Ok((mode, note, created, identity))
+    })
+    .await?;
     let id = Uuid::new_v4();
     let workspace = daemon.paths.workspace(&params.repo, &id);
     let mut mount = MountConfig::new(id, &params.repo, params.path.clone(), workspace.clone());
     mount.owner = mount_owner(&params)?;
     mount.only = only;
+    mount.mode = mode;
+    mount.identity = identity;
     let opened = handle
         .ask(|reply| Event::Open {
             mount: mount.clone(),
+            adopt,
             reply,
         })
         .await;
     if let Err(err) = opened {
         if created {
-            let _ = std::fs::remove_dir(&params.path);
+            // Made by this open: whatever the failed check-out left in it goes with it.
+            let _ = match mode {
+                MountMode::Direct => std::fs::remove_dir_all(&params.path),
+                MountMode::Fuse => std::fs::remove_dir(&params.path),
+            };
         }
         return Err(engine_error(err));
     }
@@ -44,11 +65,49 @@ pub(super) async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<Ope
         config.mounts.push(mount);
         Ok(())
     })?;
+    if let Some(note) = &note {
+        tracing::info!(mount = %params.path.display(), "{note}");
+    }
     Ok(OpenResult {
         mount_id: id,
         mount_path: params.path,
         workspace,
+        mode,
+        note,
     })
+}
+
+/// The mode a new mount gets, resolved once: `auto` is FUSE when this daemon can mount
+/// (`mount::preflight`), else direct, with one line saying why; `--adopt` makes a direct
+/// mount (a FUSE mount would hide the files it adopts).
+fn resolve_mode(
+    choice: ModeChoice,
+    adopt: bool,
+    path: &Path,
+) -> Result<(MountMode, Option<String>), Error> {
+    match choice {
+        ModeChoice::Direct => Ok((MountMode::Direct, None)),
+        ModeChoice::Fuse if adopt => Err(Error::user(
+            "--adopt makes a direct mount (a FUSE mount would hide the files there): use it \
+             with --mode direct",
+        )),
+        ModeChoice::Fuse => {
+            mount::preflight().map_err(|e| Error::failed(e.to_string()))?;
+            Ok((MountMode::Fuse, None))
+        }
+        ModeChoice::Auto if adopt => Ok((MountMode::Direct, None)),
+        ModeChoice::Auto => match mount::preflight() {
+            Ok(()) => Ok((MountMode::Fuse, None)),
+            Err(err) => Ok((
+                MountMode::Direct,
+                Some(format!(
+                    "{err}; {} is a direct mount instead (a plain folder jjfs watches; see \
+                     `jjfs open --help`)",
+                    path.display()
+                )),
+            )),
+        },
+    }
 }
 
 /// Who owns the files the engine creates in a new mount: `--owner`, else (in a root
@@ -84,16 +143,22 @@ fn mount_owner(params: &OpenParams) -> Result<Option<Owner>, Error> {
     }))
 }
 
-/// Checks that `path` can become a mount, and creates it if it does not exist. Returns
-/// whether it was created. Nothing changes on disk when it refuses.
-fn check_mount_point(daemon: &Daemon, path: &Path) -> Result<bool, Error> {
+/// Checks that `path` can become a mount of `mode`, and creates it if it does not exist.
+/// Returns whether it was created. Nothing changes on disk when it refuses.
+fn check_mount_point(
+    daemon: &Daemon,
+    path: &Path,
+    mode: MountMode,
+    adopt: bool,
+) -> Result<bool, Error> {
     let fail = |m: String| Err(Error::user(m));
     if !path.is_absolute() {
         return fail(format!("{} is not an absolute path", path.display()));
     }
-    mount::preflight().map_err(|e| Error::failed(e.to_string()))?;
     let config = daemon.config();
-    if mount::is_mount_point(path) || config.mount_by_path(path).is_some() {
+    // A direct mount may well be a mount point (a volume, a bind mount), just not jjfs's.
+    let fuse_mounted = mode == MountMode::Fuse && mount::is_mount_point(path);
+    if fuse_mounted || config.mount_by_path(path).is_some() {
         return fail(format!(
             "{} is already a mount (see `jjfs list`)",
             path.display()
@@ -106,9 +171,16 @@ fn check_mount_point(daemon: &Daemon, path: &Path) -> Result<bool, Error> {
             outer.path.display()
         ));
     }
-    if path.starts_with(daemon.paths.home()) {
+    if let Some(inner) = config.mounts.iter().find(|m| m.path.starts_with(path)) {
         return fail(format!(
-            "{} is inside jjfs's state directory",
+            "{} holds the mount {}",
+            path.display(),
+            inner.path.display()
+        ));
+    }
+    if path.starts_with(daemon.paths.home()) || daemon.paths.home().starts_with(path) {
+        return fail(format!(
+            "{} is inside jjfs's state directory, or holds it",
             path.display()
         ));
     }
@@ -122,13 +194,21 @@ fn check_mount_point(daemon: &Daemon, path: &Path) -> Result<bool, Error> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => {
             let mut entries = std::fs::read_dir(path).map_err(|e| Error::io(path.display(), &e))?;
-            if entries.next().is_some() {
-                return fail(format!(
-                    "{} is not empty; jjfs mounts only on a new or empty directory",
+            let empty = entries.next().is_none();
+            match mode {
+                MountMode::Direct if !empty && !adopt => fail(format!(
+                    "{} is not empty: add --adopt to make its files this mount's first change \
+                     (they merge with the repo like a concurrent edit)",
                     path.display()
-                ));
+                )),
+                MountMode::Direct => Ok(false),
+                MountMode::Fuse if !empty => fail(format!(
+                    "{} is not empty; jjfs mounts only on a new or empty directory (to sync the \
+                     files there in place, add --adopt: a direct mount)",
+                    path.display()
+                )),
+                MountMode::Fuse => Ok(false),
             }
-            Ok(false)
         }
         Ok(_) => fail(format!("{} exists and is not a directory", path.display())),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -160,7 +240,9 @@ pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<C
         // The repo cannot be loaded: nothing can be recorded, so the workspace's files stay
         // where they are (not deleted) and only the mount goes.
         Err(_) => {
-            mount::clean_stale(&mount.path, &mount.workspace);
+            if !mount.is_direct() {
+                mount::clean_stale(&mount.path, &mount.workspace);
+            }
             tracing::warn!(
                 "closed {} without recording it (its repo is not loaded); its files are kept in {}",
                 mount.path.display(),
@@ -251,6 +333,7 @@ pub(super) fn list(daemon: &Daemon) -> Vec<MountInfo> {
                 repo: m.repo.clone(),
                 path: m.path.clone(),
                 workspace: m.workspace.clone(),
+                mode: m.mode,
                 health: if problem.is_none() {
                     Health::Healthy
                 } else {

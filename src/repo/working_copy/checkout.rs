@@ -575,9 +575,12 @@ fn diff(
     let mut changes = Vec::with_capacity(entries.len());
     for entry in entries {
         let values = entry.values.map_err(RepoError::jj)?;
-        // The same value in another shape (a conflict padded to more sides, or with its
-        // sides in another order) is no change.
-        if super::canonical(&values.before) == super::canonical(&values.after) {
+        // The same conflict in another shape (padded to more sides, or with its sides in
+        // another order) is no change. A conflict that simplifies to the value it becomes is
+        // one: what is on disk shows the conflict (the jj CLI may have written it so).
+        if values.before.is_resolved() == values.after.is_resolved()
+            && super::canonical(&values.before) == super::canonical(&values.after)
+        {
             continue;
         }
         changes.push(Change {
