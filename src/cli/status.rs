@@ -38,26 +38,35 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 .unwrap_or_default();
             println!("  history: {commits} changes{size}");
         }
-        match (&repo.remote, repo.remote_state) {
-            (None, _) => println!(
+        if repo.remotes.is_empty() {
+            println!(
                 "  remote: none (add one with `jjfs remote add URL --repo {}`)",
                 repo.name
-            ),
-            (Some(url), RemoteState::Delayed) => {
-                println!("  remote: {url}: remote sync delayed");
-                if let Some(err) = &repo.last_error {
-                    println!("    last error: {err}");
+            );
+        }
+        for remote in &repo.remotes {
+            match remote.state {
+                RemoteState::Delayed => {
+                    println!(
+                        "  remote {}: {}: remote sync delayed",
+                        remote.name, remote.url
+                    );
+                    if let Some(err) = &remote.last_error {
+                        println!("    last error: {err}");
+                    }
+                    println!(
+                        "    next retry: {}",
+                        output::when(remote.next_retry.as_deref())
+                    );
                 }
-                println!(
-                    "    next retry: {}",
-                    output::when(repo.next_retry.as_deref())
-                );
+                _ => println!(
+                    "  remote {}: {} (last push {}, last fetch {})",
+                    remote.name,
+                    remote.url,
+                    output::when(remote.last_push.as_deref()),
+                    output::when(remote.last_fetch.as_deref())
+                ),
             }
-            (Some(url), _) => println!(
-                "  remote: {url} (last push {}, last fetch {})",
-                output::when(repo.last_push.as_deref()),
-                output::when(repo.last_fetch.as_deref())
-            ),
         }
         if !repo.conflicts.is_empty() {
             println!("  conflicts (edit the markers away in any mount to resolve):");

@@ -60,6 +60,8 @@ pub struct Actor {
     /// Events, metrics and notices.
     context: super::EngineContext,
     told: Told,
+    /// The remote workers, told when trunk moves (they push it soon after).
+    remotes: crate::remote::TrunkWatch,
 }
 
 impl Actor {
@@ -71,6 +73,7 @@ impl Actor {
         rx: Receiver<Event>,
         status: SharedStatus,
         context: super::EngineContext,
+        remotes: crate::remote::TrunkWatch,
     ) -> Result<Self, RepoError> {
         let settings = user_settings(&identity)?;
         let repo = Repository::open(name, &config.path, &settings, &config.trunk)?;
@@ -103,6 +106,7 @@ impl Actor {
             packing: None,
             context,
             told: Told::default(),
+            remotes,
         })
     }
 
@@ -687,8 +691,14 @@ impl Actor {
         crate::engine::status::lock(&self.status).record(line);
     }
 
-    /// Publishes the mounts' health and the repo's conflicts for `status` and `list`.
+    /// Publishes the mounts' health and the repo's conflicts for `status` and `list`, and
+    /// tells the remote workers when trunk moved.
     fn publish(&mut self) {
+        let trunk = self.repo.trunk_id();
+        if trunk.is_some() && trunk != self.told.trunk {
+            self.told.trunk = trunk;
+            self.remotes.trunk_moved();
+        }
         let conflicts = self.repo.trunk_conflicts();
         self.tell_changes(&conflicts);
         let history_len = self.repo.history_len();
@@ -790,6 +800,8 @@ impl Actor {
 /// What the events already told, to tell only changes.
 #[derive(Default)]
 struct Told {
+    /// Where trunk pointed when the remote workers last heard of it.
+    trunk: Option<String>,
     conflicts: Vec<String>,
     unhealthy: std::collections::BTreeSet<Uuid>,
 }

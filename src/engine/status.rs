@@ -20,8 +20,12 @@ pub struct MountStatus {
     pub held: Vec<String>,
 }
 
+/// One remote's state, published by its worker.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteStatus {
+    /// Which worker owns the entry: a newer one of the same name wins over one still
+    /// stopping.
+    pub generation: u64,
     pub url: Option<String>,
     pub last_push: Option<DateTime<Utc>>,
     pub last_fetch: Option<DateTime<Utc>>,
@@ -36,7 +40,8 @@ pub struct RepoStatus {
     /// Paths a snapshot could not record, with why.
     pub skipped: Vec<(String, String)>,
     pub last_sync: Option<DateTime<Utc>>,
-    pub remote: RemoteStatus,
+    /// Each remote's state, by name.
+    pub remotes: std::collections::BTreeMap<String, RemoteStatus>,
     /// Recent sync activity, oldest first.
     pub recent: Vec<String>,
     pub history_commits: Option<u64>,
