@@ -3,7 +3,8 @@ use clap::Parser;
 use super::output;
 use crate::api::{RemoteState, StatusParams};
 
-/// Show the daemon, each repo (remote, conflicts, skipped files) and each mount.
+/// Show the daemon, each repo (each remote and its state, conflicts, skipped files) and each
+/// mount.
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
     /// Print JSON (the shape is documented in README).

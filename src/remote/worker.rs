@@ -398,7 +398,10 @@ impl Worker {
     fn check(&mut self) -> Result<bool, String> {
         let s = self.settings.clone();
         self.context.engine.metrics.checked(&s.repo, &s.remote);
-        match advertise::remote_tip(&s.url, &s.trunk, &self.git_dir, &self.calls) {
+        let checked = advertise::remote_tip(&s.url, &s.trunk, &self.git_dir, &self.calls);
+        // The bench counts these lines (`JJFS_LOG=info,jjfs::remote::worker=debug`).
+        tracing::debug!(repo = %s.repo, remote = %s.remote, "remote checked: {checked:?}");
+        match checked {
             Ok(Check::Tip(tip)) if self.known_tip.as_ref() == Some(&tip) => {
                 self.status_mut(|st| st.last_fetch = Some(Utc::now()));
                 Ok(false)
