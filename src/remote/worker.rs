@@ -302,6 +302,8 @@ impl Worker {
                 self.next_check = now + self.settings.fetch_interval;
             }
             Err(err) => {
+                // The git remote is written again at the next try (in case it went missing).
+                self.configured_url = None;
                 if !self.schedule.is_failing() {
                     self.record(format!(
                         "remote {} sync delayed: {err}",

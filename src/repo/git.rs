@@ -311,6 +311,10 @@ pub fn set_remote(
     name: &str,
     url: Option<&str>,
 ) -> Result<(), RepoError> {
+    // jj-lib reads, edits and rewrites the git config file: two remotes' workers (or a
+    // worker and `remote add`) doing so at once would each drop the other's remote.
+    static CONFIG_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _writing = CONFIG_WRITES.lock().unwrap_or_else(|e| e.into_inner());
     let repo = head(root, settings)?;
     let remote = RemoteName::new(name);
     let names = git::get_all_remote_names(repo.store()).map_err(RepoError::jj)?;
