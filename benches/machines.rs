@@ -69,8 +69,9 @@ fn main() {
 
     let mut samples = Vec::new();
     for i in 0..changes {
-        // A pause of 0..10 s, so that changes meet b's check timer at every phase.
-        std::thread::sleep(Duration::from_millis((i as u64 * 3_700) % 10_000));
+        // A pause of 0..30 s (the check interval), so that changes meet b's check timer at
+        // every phase.
+        std::thread::sleep(Duration::from_millis((i as u64 * 7_300) % 30_000));
         let (file, text) = (format!("change-{i}.md"), format!("change {i}\n"));
         let written = Instant::now();
         std::fs::write(ma.join(&file), &text).unwrap();

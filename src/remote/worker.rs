@@ -299,7 +299,11 @@ impl Worker {
                 if kind == Kind::Full {
                     self.schedule.succeeded(now);
                 }
-                self.next_check = now + self.settings.fetch_interval;
+                // A push says nothing about what others pushed since: the checks keep their
+                // own rhythm (else every local change would put the next check off).
+                if kind != Kind::Push {
+                    self.next_check = now + self.settings.fetch_interval;
+                }
             }
             Err(err) => {
                 // The git remote is written again at the next try (in case it went missing).
