@@ -3,7 +3,7 @@
 //! takes to be readable on machine B (p50 and max over JJFS_BENCH_CHANGES changes, default
 //! 20), and what an idle repo costs per hour (daemon CPU seconds from /proc/PID/stat, git
 //! processes started, requests to the remote), measured over JJFS_BENCH_IDLE_SECS (default
-//! 180) and scaled. The targets are printed beside the figures.
+//! 300, one push_interval) and scaled. The targets are printed beside the figures.
 //!
 //! `cargo bench --bench machines` (as root). git processes are counted by a `git` on PATH
 //! that logs each call and runs the real one; each is one request to the remote (a fetch or a
@@ -25,7 +25,7 @@ const TARGET_IDLE_CPU_S_PER_HOUR: f64 = 36.0;
 fn main() {
     let base = support::bench_dir();
     let changes = support::env_count("JJFS_BENCH_CHANGES", 20);
-    let idle = Duration::from_secs(support::env_count("JJFS_BENCH_IDLE_SECS", 180) as u64);
+    let idle = Duration::from_secs(support::env_count("JJFS_BENCH_IDLE_SECS", 300) as u64);
     let scratch = tempfile::Builder::new()
         .prefix("jjfs-bench-machines-")
         .tempdir_in(&base)
