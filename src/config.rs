@@ -38,14 +38,32 @@ pub(crate) const DEFAULT_IGNORE: &[&str] = &[
     ".DS_Store",
 ];
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Config {
     #[serde(default)]
     pub(crate) repos: BTreeMap<String, RepoConfig>,
     #[serde(default)]
     pub(crate) mounts: Vec<MountConfig>,
+    /// Desktop notices of new conflicts (`jjfs config --global notify`).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub(crate) notify: bool,
+    /// Where `/metrics` is served (`HOST:PORT`); empty: not served.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) metrics_listen: String,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            repos: BTreeMap::new(),
+            mounts: Vec::new(),
+            notify: true,
+            metrics_listen: String::new(),
+            extra: Map::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -74,6 +92,9 @@ pub struct RepoConfig {
     pub(crate) rescan_interval: u64,
     #[serde(default = "default_ignore")]
     pub(crate) ignore: Vec<String>,
+    /// `jjfs pause --repo`: no mount of the repo syncs, nor its remote.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(crate) paused: bool,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }
@@ -97,6 +118,13 @@ pub struct MountConfig {
     /// folder): the owner of the mount path's parent, or `jjfs open --owner`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) owner: Option<Owner>,
+    /// `jjfs pause PATH`: the mount neither sends nor gets changes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(crate) paused: bool,
+    /// The repo folders the mount shows (`jjfs open --only`, `jjfs only`), normalized;
+    /// None for everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) only: Option<Vec<String>>,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }
@@ -126,6 +154,8 @@ impl MountConfig {
             path,
             workspace,
             owner: None,
+            paused: false,
+            only: None,
             extra: Map::new(),
         }
     }
@@ -139,6 +169,15 @@ impl MountConfig {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+fn is_true(value: &bool) -> bool {
+    *value
+}
+fn is_false(value: &bool) -> bool {
+    !*value
+}
 fn default_sync_interval() -> u64 {
     DEFAULT_SYNC_INTERVAL
 }
@@ -175,6 +214,7 @@ impl RepoConfig {
             trunk: default_trunk(),
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
             ignore: default_ignore(),
+            paused: false,
             extra: Map::new(),
         }
     }

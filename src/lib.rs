@@ -3,14 +3,17 @@
 //!
 //! ```text
 //!  jjfs (cli/) ──api:: types, JSON-RPC over $JJFS_HOME/daemon.sock (rpc/)──▶ jjfsd (daemon/)
-//!                                                               │ one sync actor per repo (sync/)
+//!                                                               │ one actor per repo (engine/)
 //!      user's dirs ◀── FUSE passthrough (mount/) ──▶ backing jj workspaces ◀── watchers (watch.rs)
 //!                          │ change reports                 │
-//!                          └──────────▶ sync actor ─────────┴──▶ jj-lib (repo/): snapshot,
+//!                          └──────────▶ repo actor ─────────┴──▶ jj-lib (repo/): snapshot,
 //!                                          ▲                     commit on trunk, rebase,
 //!                                          └── writes other mounts' changes back through
-//!                                              each mount, as a client (mount/engine.rs)
+//!                                              each mount, as a client (files/, mount/engine.rs)
 //! ```
+//!
+//! ARCHITECTURE.md at the top of the repository has the longer version: who owns which
+//! state, how a write travels, which thread does what.
 //!
 //! - `cli`: one file per subcommand; parse, call the daemon, print.
 //! - `api`: the protocol as types: one `Request`/`Response` variant per method, typed
@@ -18,7 +21,10 @@
 //! - `rpc`: the wire (JSON-RPC 2.0, one object per line): envelope, framing, the CLI's
 //!   client and the daemon's bounded server.
 //! - `daemon`: lifecycle (lock, socket, signals, watchdog) and one handler per method.
-//! - `sync`: per-repo actor: debounce, plan, apply results, health; mounts' runtime state.
+//! - `engine`: per-repo actor: debounce, plan, apply results, health; mounts' runtime state;
+//!   the event bus.
+//! - `files`: the seam through which the engine reads and writes a workspace's files
+//!   (through its mount, or a plain directory), never leaving the workspace.
 //! - `remote`: per-repo worker that fetches, has the actor integrate, and pushes, with backoff.
 //! - `repo`: everything jj-lib: create/open repos, workspaces, snapshots, the integration
 //!   transaction, check-outs.
@@ -32,6 +38,7 @@
 //! - `desktop_notice`: desktop notices of new conflicts on the mount owner's session bus.
 //! - `doctor`: the machine checks of `jjfs doctor`.
 //! - `exclude`: keeping a mount out of the git or jj project around it (`info/exclude`).
+//! - `selection`: the folders a selective mount shows (`--only`, `jjfs only`).
 //! - `config`, `paths`, `atomic_file`, `stamp`: state on disk.
 
 pub(crate) mod api;
@@ -52,6 +59,7 @@ pub(crate) mod paths;
 pub mod remote;
 pub mod repo;
 pub(crate) mod rpc;
+pub mod selection;
 pub(crate) mod service;
 pub mod stamp;
 pub mod watch;

@@ -9,6 +9,7 @@
 //! `list_mounts` and `status` are part of the user-facing contract: add fields, never rename
 //! or remove them.
 
+mod control;
 mod error;
 mod history;
 mod mounts;
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub(crate) use control::*;
 pub(crate) use error::{Error, is_out_of_fds};
 pub(crate) use history::*;
 pub(crate) use mounts::*;
@@ -100,7 +102,18 @@ methods! {
     /// Mount a repo at a path.
     "open" => Open(OpenParams) -> OpenResult;
     /// Record a mount's pending changes, unmount it and forget its workspace.
-    "close" => Close(CloseParams) -> ();
+    "close" => Close(CloseParams) -> CloseResult;
+    /// Pause or resume one mount or a whole repo.
+    "pause" => Pause(PauseParams) -> PauseResult;
+    /// Every conflicted file now: since when, and where its sides came from.
+    "conflicts" => Conflicts(ConflictsParams) -> ConflictsResult;
+    /// A stream: an `event` notification per event (after replaying those after `after`),
+    /// until `count` have been sent or the client goes.
+    "events" => Events(EventsParams) -> EventsResult;
+    /// The global settings (`notify`, `metrics_listen`).
+    "config_global" => ConfigGlobal(GlobalConfigParams) -> GlobalConfigResult;
+    /// Change what a mount shows: only some repo folders, or everything.
+    "only" => Only(OnlyParams) -> OnlyResult;
     "list_mounts" => ListMounts(ListMounts) -> ListResult;
     "status" => Status(StatusParams) -> StatusResult;
     /// A barrier: returns once every healthy mount is up to date (then syncs the remote).
@@ -167,6 +180,13 @@ mod tests {
         round_trip(Shutdown);
         round_trip(StatusParams::default());
         round_trip(SyncParams { repo: None });
+        let Request::Only(only) = round_trip(OnlyParams {
+            path: "/m".into(),
+            only: None,
+        }) else {
+            panic!("not an only")
+        };
+        assert_eq!(only.only, None, "--all travels as null");
         let Request::Cat(cat) = round_trip(CatParams {
             scope: Scope::default(),
             path: "a/b".into(),

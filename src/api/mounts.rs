@@ -1,4 +1,4 @@
-//! `open`, `close`, `list_mounts`.
+//! `open`, `close`, `only`, `list_mounts`.
 
 use std::path::PathBuf;
 
@@ -13,6 +13,9 @@ pub(crate) struct OpenParams {
     /// Who owns the files jjfs creates there (a user name or uid; a root daemon only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) owner: Option<String>,
+    /// Only these repo folders (`--only`); None for everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +28,50 @@ pub(crate) struct OpenResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CloseParams {
     pub(crate) path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CloseResult {
+    /// The mount was paused: its edits were recorded before it went.
+    pub(crate) was_paused: bool,
+}
+
+/// `pause` / `resume`: one mount (`path`) or every mount of a repo and its remote (`repo`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PauseParams {
+    #[serde(default)]
+    pub(crate) path: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) repo: Option<String>,
+    /// True to pause, false to resume.
+    pub(crate) paused: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PauseResult {
+    /// The repo of the mount, or the repo paused.
+    pub(crate) repo: String,
+    /// The mounts whose syncing stopped or started.
+    pub(crate) changed: Vec<PathBuf>,
+    /// It was already so: nothing changed.
+    pub(crate) already: bool,
+}
+
+/// `only`: change what a mount shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OnlyParams {
+    /// The mount's path.
+    pub(crate) path: PathBuf,
+    /// The repo folders it is to show; None (`--all`) for everything.
+    #[serde(default)]
+    pub(crate) only: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OnlyResult {
+    pub(crate) path: PathBuf,
+    /// What it shows now, normalized; None for everything.
+    pub(crate) only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,6 +96,15 @@ pub(crate) struct MountInfo {
     /// Repo paths this mount is behind on because a user holds them open for writing.
     #[serde(default)]
     pub(crate) held: Vec<String>,
+    /// Not synced now: `jjfs pause` of the mount or of its repo.
+    #[serde(default)]
+    pub(crate) paused: bool,
+    /// Changed paths not recorded yet (a paused mount's wait for its resume).
+    #[serde(default)]
+    pub(crate) pending: usize,
+    /// The repo folders it shows (`--only`, `jjfs only`); None (null) for everything.
+    #[serde(default)]
+    pub(crate) only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

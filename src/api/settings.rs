@@ -48,6 +48,7 @@ pub(crate) enum SettingValue {
     Seconds(u64),
     Text(String),
     List(Vec<String>),
+    Flag(bool),
 }
 
 impl Setting {
@@ -205,6 +206,111 @@ pub(crate) enum ConfigResult {
     Set,
 }
 
+/// The daemon's own settings (`jjfs config --global`), kept in config.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct GlobalSettings {
+    /// Desktop notices of new conflicts.
+    pub(crate) notify: bool,
+    /// `HOST:PORT` where `/metrics` is served; empty: off.
+    pub(crate) metrics_listen: String,
+}
+
+/// A setting `jjfs config --global KEY VALUE` changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GlobalSetting {
+    Notify,
+    MetricsListen,
+}
+
+impl GlobalSetting {
+    pub(crate) const ALL: [Self; 2] = [Self::Notify, Self::MetricsListen];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Notify => "notify",
+            Self::MetricsListen => "metrics_listen",
+        }
+    }
+
+    pub(crate) fn about(self) -> &'static str {
+        match self {
+            Self::Notify => "desktop notices of new conflicts: true or false (default true)",
+            Self::MetricsListen => {
+                "HOST:PORT where /metrics is served, e.g. 127.0.0.1:9464; empty: off (default)"
+            }
+        }
+    }
+
+    pub(crate) fn get(self, settings: &GlobalSettings) -> SettingValue {
+        match self {
+            Self::Notify => SettingValue::Flag(settings.notify),
+            Self::MetricsListen => SettingValue::Text(settings.metrics_listen.clone()),
+        }
+    }
+
+    /// Sets the setting from its command-line form, or says why the value is refused.
+    pub(crate) fn set(self, settings: &mut GlobalSettings, value: &str) -> Result<(), String> {
+        match self {
+            Self::Notify => {
+                settings.notify = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "on" | "yes" | "1" => true,
+                    "false" | "off" | "no" | "0" => false,
+                    _ => return Err(format!("notify must be true or false (got {value:?})")),
+                }
+            }
+            Self::MetricsListen => {
+                crate::metrics::parse_listen(value).map_err(|e| e.to_string())?;
+                settings.metrics_listen = value.trim().to_owned();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for GlobalSetting {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                format!("unknown global setting {name:?}; the global settings are notify, metrics_listen")
+            })
+    }
+}
+
+impl Serialize for GlobalSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for GlobalSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct GlobalConfigParams {
+    #[serde(default)]
+    pub(crate) key: Option<GlobalSetting>,
+    /// The new value, in its command-line form.
+    #[serde(default)]
+    pub(crate) value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum GlobalConfigResult {
+    All(GlobalSettings),
+    One(SettingValue),
+    /// Set (null on the wire).
+    Set,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +357,26 @@ mod tests {
         }
         let err = "colour".parse::<Setting>().unwrap_err();
         assert!(err.contains("sync_interval, rescan_interval"), "{err}");
+    }
+
+    #[test]
+    fn global_settings_are_validated() {
+        let mut g = GlobalSettings {
+            notify: true,
+            metrics_listen: String::new(),
+        };
+        GlobalSetting::Notify.set(&mut g, "false").unwrap();
+        assert!(!g.notify);
+        assert!(GlobalSetting::Notify.set(&mut g, "maybe").is_err());
+        GlobalSetting::MetricsListen
+            .set(&mut g, "127.0.0.1:9464")
+            .unwrap();
+        assert_eq!(g.metrics_listen, "127.0.0.1:9464");
+        assert!(GlobalSetting::MetricsListen.set(&mut g, "nope").is_err());
+        GlobalSetting::MetricsListen.set(&mut g, "").unwrap();
+        assert_eq!(g.metrics_listen, "");
+        let flag: GlobalConfigResult = serde_json::from_str("false").unwrap();
+        assert_eq!(flag, GlobalConfigResult::One(SettingValue::Flag(false)));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub(crate) struct RemoteInfo {
 pub(crate) struct Skipped {
     pub(crate) path: String,
     pub(crate) reason: String,
+    /// The mount where it is.
+    #[serde(default)]
+    pub(crate) mount: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +78,9 @@ pub(crate) struct RepoStatus {
     /// Bytes used by the repo's store (objects and operations).
     #[serde(default)]
     pub(crate) history_bytes: Option<u64>,
+    /// `jjfs pause --repo`: no mount syncs, nor the remote.
+    #[serde(default)]
+    pub(crate) paused: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

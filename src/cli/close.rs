@@ -15,9 +15,15 @@ pub(crate) struct Args {
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let path = absolute_mount_path(&args.path)?;
     let mut client = super::connect()?;
-    client
+    let closed = client
         .call(CloseParams { path: path.clone() })
         .context("cannot close the mount")?;
+    if closed.was_paused {
+        println!(
+            "{} was paused: recorded its edits first (they are on trunk now)",
+            path.display()
+        );
+    }
     println!("Closed {}", path.display());
     match crate::exclude::unexclude_mount(&path) {
         Ok(Some(done)) => println!("Removed {} from {}", done.line, done.exclude_file.display()),

@@ -6,7 +6,7 @@ use crate::api::{Health, ListMounts, MountInfo};
 /// List the mounts: id, repo, path, health and last sync.
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
-    /// Print JSON: {"mounts": [{"id", "repo", "path", "workspace", "health", "reason", "last_sync"}]}.
+    /// Print JSON: {"mounts": [{"id", "repo", "path", "workspace", "health", "reason", "last_sync", "paused", "pending", "only"}]}.
     #[arg(long)]
     json: bool,
 }
@@ -33,8 +33,17 @@ pub(crate) fn mount_line(mount: &MountInfo) -> String {
         (Health::Unhealthy, Some(reason)) => format!("UNHEALTHY: {reason}"),
         (Health::Unhealthy, None) => "UNHEALTHY".to_owned(),
     };
+    let paused = if mount.paused { "  paused" } else { "" };
+    let pending = match mount.pending {
+        0 => String::new(),
+        n => format!("  {n} change(s) pending"),
+    };
+    let only = match &mount.only {
+        Some(folders) => format!("  only {}", folders.join(", ")),
+        None => String::new(),
+    };
     format!(
-        "{}  {}  [{}]  {}  last sync {}",
+        "{}  {}  [{}]  {}{paused}{pending}  last sync {}{only}",
         mount.path.display(),
         mount.repo,
         &mount.id.to_string()[..8],

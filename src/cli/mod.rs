@@ -5,16 +5,20 @@
 mod cat;
 mod close;
 mod config;
+mod conflicts;
 mod connect;
 mod diff;
 mod doctor;
+mod events;
 mod history;
 mod init;
 mod install;
 mod list;
 mod log;
+mod only;
 mod open;
 mod output;
+mod pause;
 mod remote;
 mod restore;
 mod start;
@@ -45,10 +49,15 @@ enum Command {
     Init(init::Args),
     Remote(remote::Args),
     Open(open::Args),
+    Only(only::Args),
     Close(close::Args),
     List(list::Args),
     Status(status::Args),
     Sync(sync::Args),
+    Pause(pause::PauseArgs),
+    Resume(pause::ResumeArgs),
+    Conflicts(conflicts::Args),
+    Events(events::Args),
     Start(start::Args),
     Stop(stop::Args),
     Config(config::Args),
@@ -73,10 +82,15 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(args),
         Command::Remote(args) => remote::run(args),
         Command::Open(args) => open::run(args),
+        Command::Only(args) => only::run(args),
         Command::Close(args) => close::run(args),
         Command::List(args) => list::run(args),
         Command::Status(args) => status::run(args),
         Command::Sync(args) => sync::run(args),
+        Command::Pause(args) => pause::run_pause(args),
+        Command::Resume(args) => pause::run_resume(args),
+        Command::Conflicts(args) => conflicts::run(args),
+        Command::Events(args) => events::run(args),
         Command::Start(args) => start::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Config(args) => config::run(args),

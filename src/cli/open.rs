@@ -10,6 +10,10 @@ use crate::api::OpenParams;
 /// The parent of PATH must exist; PATH is created, and must be empty if it exists. Inside a
 /// git work tree (or jj workspace) the mount's path is added to the repository's
 /// `info/exclude`, so it stays out of `git status` there; `close` removes that line.
+///
+/// With --only, the mount shows only those repo folders, at their places in the repo (and
+/// the folders leading to them); what you create elsewhere in it stays local. `jjfs only`
+/// changes the selection later.
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
     repo: String,
@@ -21,6 +25,9 @@ pub(crate) struct Args {
     /// Do not add the mount to the enclosing git repository's `info/exclude`.
     #[arg(long)]
     no_exclude: bool,
+    /// Show only these repo folders (relative to the repo root, comma-separated).
+    #[arg(long, value_name = "DIR[,DIR...]", value_delimiter = ',', num_args = 1..)]
+    only: Vec<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -32,6 +39,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             repo: args.repo,
             path: path.clone(),
             owner: args.owner,
+            only: (!args.only.is_empty()).then_some(args.only),
         })
         .context("cannot open the mount")?;
     println!("{}", opened.mount_path.display());

@@ -87,22 +87,38 @@ pub(crate) fn run(paths: Paths) -> anyhow::Result<()> {
     let identity = repo::Identity::from_env();
     let settings = repo::user_settings(&identity)?;
     raise_fd_limit();
-    let daemon = Arc::new(Daemon::new(
-        paths.clone(),
-        identity,
-        settings,
-        RunMode::detect(),
-        config,
-    ));
-    daemon.start_repos();
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("jjfsd-rpc")
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Desktop notices run on the runtime: a task batches them per repo and owner.
+    let notices = {
+        let _entered = runtime.enter();
+        crate::desktop_notice::DesktopNotices::spawn(crate::desktop_notice::NoticeSettings {
+            enabled: config.notify,
+            ..Default::default()
+        })
+    };
+    let context = crate::engine::EngineContext {
+        notices: Some(notices),
+        ..Default::default()
+    };
+    let daemon = Arc::new(Daemon::new(
+        paths.clone(),
+        identity,
+        settings,
+        RunMode::detect(),
+        config,
+        context,
+    ));
+    daemon.start_repos();
+
     runtime.block_on(async {
+        if let Err(err) = daemon.apply_global_settings().await {
+            tracing::warn!("metrics are not served: {err}");
+        }
         let listener = rpc::server::bind(&paths.socket())
             .with_context(|| format!("cannot listen on {}", paths.socket().display()))?;
         tracing::info!(pid = std::process::id(), home = %paths.home().display(), "jjfsd {} ready", crate::api::VERSION);
@@ -122,6 +138,7 @@ pub(crate) fn run(paths: Paths) -> anyhow::Result<()> {
         wait_for_shutdown(&daemon).await;
         notify_service(&[sd_notify::NotifyState::Stopping]);
         serving.abort();
+        daemon.metrics_endpoint.lock().await.stop().await;
         daemon.stop_repos().await;
         anyhow::Ok(())
     })?;

@@ -55,6 +55,8 @@ pub(crate) struct Daemon {
     shutdown: watch::Sender<bool>,
     /// The event stream, metrics and notices every repo's engine reports to.
     pub(crate) context: crate::engine::EngineContext,
+    /// `/metrics`, served where `metrics_listen` says.
+    pub(crate) metrics_endpoint: tokio::sync::Mutex<crate::metrics::MetricsEndpoint>,
 }
 
 impl Daemon {
@@ -64,7 +66,11 @@ impl Daemon {
         settings: UserSettings,
         mode: RunMode,
         config: Config,
+        context: crate::engine::EngineContext,
     ) -> Self {
+        let metrics_endpoint = tokio::sync::Mutex::new(crate::metrics::MetricsEndpoint::new(
+            context.metrics.clone(),
+        ));
         Self {
             paths,
             identity,
@@ -74,7 +80,8 @@ impl Daemon {
             repos: Mutex::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
-            context: crate::engine::EngineContext::default(),
+            context,
+            metrics_endpoint,
         }
     }
 
@@ -100,6 +107,26 @@ impl Daemon {
             .map_err(|e| Error::failed(e.to_string()))?;
         *current = next;
         Ok(result)
+    }
+
+    /// Applies the global settings of the config now: desktop notices on or off, and
+    /// `/metrics` served where `metrics_listen` says (an error when it cannot be).
+    pub(crate) async fn apply_global_settings(&self) -> Result<(), Error> {
+        let config = self.config();
+        if let Some(notices) = &self.context.notices {
+            notices.set_enabled(config.notify);
+        }
+        let listen = crate::metrics::parse_listen(&config.metrics_listen)
+            .map_err(|e| Error::user(e.to_string()))?;
+        let mut endpoint = self.metrics_endpoint.lock().await;
+        endpoint
+            .set_listen(listen)
+            .await
+            .map_err(|e| Error::failed(e.to_string()))?;
+        if let Some(addr) = endpoint.local_addr() {
+            tracing::info!("serving metrics at http://{addr}/metrics");
+        }
+        Ok(())
     }
 
     pub(crate) fn request_shutdown(&self) {

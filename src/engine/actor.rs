@@ -14,7 +14,7 @@ use super::debounce::{Debounce, QUIET};
 use super::events::EventKind;
 use super::mounts::{MountRuntime, Taken};
 use super::scan::ScanFilter;
-use super::status::SharedStatus;
+use super::status::{MountStatus, SharedStatus};
 use super::{EngineError, Event, HistoryAnswer};
 use crate::config::{MountConfig, RepoConfig};
 use crate::history;
@@ -24,6 +24,7 @@ use crate::repo::pack;
 use crate::repo::repository::Repository;
 use crate::repo::step::{StepReport, WorkspaceFailed, WorkspacePlan};
 use crate::repo::{Identity, RepoError, user_settings};
+use crate::selection::Selection;
 use crate::stamp::Stamp;
 use crate::watch::Watcher;
 
@@ -32,6 +33,12 @@ const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 
 /// How often a `jjfs sync` retries a step that a user's concurrent write interrupted.
 const BARRIER_RETRIES: usize = 20;
+
+/// How long `jjfs only` keeps trying while users write in the folders leaving a selection.
+const SELECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pause between its tries.
+const SELECT_PAUSE: Duration = Duration::from_millis(50);
 
 /// How often, at most, a repo that keeps changing is checked for loose objects to pack.
 const PACK_CHECK_INTERVAL: Duration = Duration::from_secs(600);
@@ -62,6 +69,23 @@ pub struct Actor {
     told: Told,
     /// The remote workers, told when trunk moves (they push it soon after).
     remotes: crate::remote::TrunkWatch,
+    /// `jjfs pause --repo`: no mount is synced (each mount has its own flag too).
+    repo_paused: bool,
+    /// The mount being closed: synced once more even when paused.
+    closing: Option<Uuid>,
+    /// Trunk's conflicts: since when, and their sides.
+    conflicts: super::conflicts::ConflictBook,
+    /// When each mount's oldest change not yet synced was reported (propagation latency).
+    first_report: BTreeMap<Uuid, Instant>,
+    /// `synced` events waiting for a mount whose check-out was deferred by a user's write.
+    deferred_synced: Vec<Synced>,
+}
+
+/// A change recorded on trunk, to be told once it is readable in every mount.
+struct Synced {
+    mount: PathBuf,
+    paths: Vec<String>,
+    reported: Instant,
 }
 
 impl Actor {
@@ -75,6 +99,10 @@ impl Actor {
         remotes: crate::remote::TrunkWatch,
     ) -> Result<Self, RepoError> {
         let settings = user_settings(&identity)?;
+        let config_paused = config.paused;
+        let conflicts =
+            super::conflicts::ConflictBook::load(&crate::repo::repository::jjfs_dir(&config.path));
+        context.metrics.add_repo(name);
         let repo = Repository::open(name, &config.path, &settings, &config.trunk)?;
         let debounce = Debounce::new(QUIET, Duration::from_secs(config.sync_interval.max(1)));
         let next_rescan = Instant::now() + rescan_interval(&config);
@@ -106,6 +134,11 @@ impl Actor {
             context,
             told: Told::default(),
             remotes,
+            repo_paused: config_paused,
+            closing: None,
+            conflicts,
+            first_report: BTreeMap::new(),
+            deferred_synced: Vec::new(),
         })
     }
 
@@ -199,16 +232,29 @@ impl Actor {
         let now = Instant::now();
         match event {
             Event::Mount { id, paths } => {
+                let repo_paused = self.repo_paused;
                 if let Some(m) = self.mounts.get_mut(&id) {
                     m.note_changes(paths);
-                    self.debounce.note(now);
+                    // A paused mount's changes wait for its resume (which rescans it).
+                    if !(repo_paused || m.paused) {
+                        self.first_report.entry(id).or_insert(now);
+                        self.debounce.note(now);
+                    } else {
+                        self.publish_pending(id);
+                    }
                 }
             }
             Event::Watch { id, paths } => {
+                let repo_paused = self.repo_paused;
                 if let Some(m) = self.mounts.get_mut(&id)
                     && m.note_watched(paths, now)
                 {
-                    self.debounce.note(now);
+                    if !(repo_paused || m.paused) {
+                        self.first_report.entry(id).or_insert(now);
+                        self.debounce.note(now);
+                    } else {
+                        self.publish_pending(id);
+                    }
                 }
             }
             Event::Operations => {
@@ -238,6 +284,20 @@ impl Actor {
             }
             Event::Close { id, reply } => {
                 let result = self.close(id);
+                let _ = reply.send(result);
+                self.publish();
+            }
+            Event::Pause {
+                mount,
+                paused,
+                reply,
+            } => {
+                let result = self.set_paused(mount, paused);
+                let _ = reply.send(result);
+                self.publish();
+            }
+            Event::Select { id, only, reply } => {
+                let result = self.select(id, only);
                 let _ = reply.send(result);
                 self.publish();
             }
@@ -293,10 +353,16 @@ impl Actor {
 
     fn open(&mut self, config: MountConfig) -> Result<&'static str, EngineError> {
         let (id, path, backing) = (config.id, config.path.clone(), config.workspace.clone());
+        let runtime = MountRuntime::new(&config);
         self.repo
-            .add_workspace(&id, &backing, config.file_owner())
+            .add_workspace_with(
+                &id,
+                &backing,
+                config.file_owner(),
+                &runtime.wanted_patterns(),
+            )
             .map_err(EngineError::repo("cannot create the workspace"))?;
-        let mut runtime = MountRuntime::new(&config);
+        let mut runtime = runtime;
         if let Err(err) = runtime.start(&self.tx) {
             let _ = self.repo.forget_workspace(&id);
             let _ = std::fs::remove_dir_all(&backing);
@@ -312,16 +378,21 @@ impl Actor {
     /// Closes a mount: unmounts it (refused, and nothing changes, while processes use it),
     /// then records everything written in its workspace (also what was written while it was
     /// detached, or between the last sync and the unmount) before the workspace goes.
-    fn close(&mut self, id: Uuid) -> Result<(), EngineError> {
+    fn close(&mut self, id: Uuid) -> Result<bool, EngineError> {
+        let repo_paused = self.repo_paused;
         let Some(runtime) = self.mounts.get_mut(&id) else {
             return Err(EngineError::User("no such mount".into()));
         };
+        let was_paused = repo_paused || runtime.paused;
         runtime.unmount().map_err(EngineError::Busy)?;
         // Unmounted, the workspace is read and written as a plain directory.
         runtime.problem = None;
         runtime.retry_at = None;
         runtime.request_full_scan();
+        // A paused mount's edits are recorded too: nothing written in a mount is lost.
+        self.closing = Some(id);
         self.step_until_settled(false);
+        self.closing = None;
         let runtime = self.mounts.get(&id).expect("still there");
         if let Some(problem) = &runtime.problem {
             return Err(EngineError::Failed(format!(
@@ -337,7 +408,162 @@ impl Actor {
             .map_err(EngineError::repo("cannot forget the workspace"))?;
         let _ = std::fs::remove_dir_all(&runtime.backing);
         self.record(format!("closed {}", runtime.path.display()));
-        Ok(())
+        self.first_report.remove(&id);
+        Ok(was_paused)
+    }
+
+    /// Tells `status` how many changes a paused mount holds, without a whole publish (no
+    /// step runs to publish them until it is resumed).
+    fn publish_pending(&self, id: Uuid) {
+        let Some(m) = self.mounts.get(&id) else {
+            return;
+        };
+        let mut status = crate::engine::status::lock(&self.status);
+        if let Some(s) = status.mounts.iter_mut().find(|s| s.id == id) {
+            s.pending = m.pending_count();
+        }
+    }
+
+    /// Whether mount `m` is left out of steps now.
+    fn is_paused(&self, m: &MountRuntime) -> bool {
+        (self.repo_paused || m.paused) && self.closing != Some(m.id)
+    }
+
+    /// Pauses or resumes a mount (`Some(id)`) or the repo; returns the mounts whose syncing
+    /// stopped or started. A resumed mount is scanned in full and synced before this returns:
+    /// its edits and the others' merge like any concurrent edits.
+    fn set_paused(
+        &mut self,
+        mount: Option<Uuid>,
+        paused: bool,
+    ) -> Result<Vec<PathBuf>, EngineError> {
+        let before: BTreeMap<Uuid, bool> = self
+            .mounts
+            .values()
+            .map(|m| (m.id, self.is_paused(m)))
+            .collect();
+        match mount {
+            Some(id) => {
+                let m = self
+                    .mounts
+                    .get_mut(&id)
+                    .ok_or_else(|| EngineError::User("no such mount".into()))?;
+                m.paused = paused;
+            }
+            None => self.repo_paused = paused,
+        }
+        let mut changed = Vec::new();
+        let mut resumed = false;
+        for (id, was) in before {
+            let now_paused = self.is_paused(&self.mounts[&id]);
+            if now_paused == was {
+                continue;
+            }
+            let m = self.mounts.get_mut(&id).expect("listed");
+            changed.push(m.path.clone());
+            if !now_paused {
+                // Everything written meanwhile (and what the watcher saw) is looked at.
+                m.request_full_scan();
+                m.retry_at = None;
+                resumed = true;
+            }
+        }
+        let (kind, what) = if paused {
+            (EventKind::Paused, "paused")
+        } else {
+            (EventKind::Resumed, "resumed")
+        };
+        match mount {
+            Some(_) => {
+                for path in &changed {
+                    self.announce(format!("{what} {}", path.display()));
+                    self.context.events.emit(
+                        &self.name,
+                        kind,
+                        Some(path.clone()),
+                        Vec::new(),
+                        None,
+                    );
+                }
+            }
+            None => {
+                self.announce(format!("{what} the repo ({} mount(s))", changed.len()));
+                self.context.events.emit(
+                    &self.name,
+                    kind,
+                    None,
+                    Vec::new(),
+                    Some(format!("repo {what}")),
+                );
+            }
+        }
+        if resumed {
+            self.step_until_settled(false);
+        }
+        Ok(changed)
+    }
+
+    /// Changes what a mount shows (see `Event::Select`): a full snapshot of what it shows
+    /// now and the change of its files happen in one step, under its working-copy lock, so
+    /// no edit in a leaving folder is dropped; a step that a user's write interrupts is run
+    /// again. Folders entering it arrive with the step after (merged with local files in
+    /// their way). Gives up, leaving the selection as it was, when users keep writing in the
+    /// leaving folders for `SELECT_TIMEOUT`.
+    fn select(&mut self, id: Uuid, only: Option<Vec<String>>) -> Result<(), EngineError> {
+        let Some(m) = self.mounts.get_mut(&id) else {
+            return Err(EngineError::User("no such mount".into()));
+        };
+        if let Some(problem) = &m.problem {
+            return Err(EngineError::Failed(format!(
+                "{} is unhealthy ({problem}); change its selection once it syncs again",
+                m.path.display()
+            )));
+        }
+        let wanted = Selection::of(only.as_deref());
+        if let Some(open) = m.user_writers().iter().find(|p| !wanted.contains(p)) {
+            return Err(EngineError::Busy(format!(
+                "{} is open for writing in {}; close it, then change the selection",
+                open.display(),
+                m.path.display()
+            )));
+        }
+        let before = std::mem::replace(&mut m.only, only);
+        let want = m.wanted_patterns();
+        let state_paths = self.repo.state_paths(&id, &m.backing);
+        let deadline = Instant::now() + SELECT_TIMEOUT;
+        let mut why = String::from("users kept writing in the folders it leaves");
+        loop {
+            if let Some(m) = self.mounts.get_mut(&id) {
+                m.retry_at = None;
+                m.request_full_scan();
+            }
+            self.step_with(false);
+            let applied =
+                crate::selection::collapse(self.repo.sparse_patterns(&id, &state_paths)) == want;
+            let Some(m) = self.mounts.get(&id) else {
+                return Err(EngineError::User("the mount was closed meanwhile".into()));
+            };
+            if applied && !self.retry {
+                return Ok(());
+            }
+            if let Some(problem) = &m.problem {
+                why = problem.clone();
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(SELECT_PAUSE);
+        }
+        // Back to what config says: the next steps undo what was done (folders that left
+        // come back, merged with what was written there meanwhile).
+        if let Some(m) = self.mounts.get_mut(&id) {
+            m.only = before;
+            m.request_full_scan();
+        }
+        self.retry = true;
+        Err(EngineError::Busy(format!(
+            "the selection did not change: {why}; try again"
+        )))
     }
 
     fn configure(&mut self, config: RepoConfig) {
@@ -398,10 +624,11 @@ impl Actor {
 
     /// Syncs everything now (full scans) until no user write interrupts it.
     fn barrier(&mut self) -> Result<(), EngineError> {
+        let repo_paused = self.repo_paused;
         for m in self.mounts.values_mut() {
             // A barrier tries failing mounts again at once, whatever their backoff.
             m.retry_at = None;
-            if m.problem.is_none() {
+            if m.problem.is_none() && !(repo_paused || m.paused) {
                 m.request_full_scan();
             }
         }
@@ -409,6 +636,7 @@ impl Actor {
         let failed: Vec<String> = self
             .mounts
             .values()
+            .filter(|m| !self.is_paused(m))
             .filter_map(|m| {
                 m.problem
                     .as_ref()
@@ -450,6 +678,28 @@ impl Actor {
         }
     }
 
+    /// The files other programs hold open for writing in each mount's backing directory.
+    fn backing_writers(&self) -> BTreeMap<Uuid, Vec<PathBuf>> {
+        let roots: Vec<(Uuid, PathBuf)> = self
+            .mounts
+            .values()
+            .map(|m| {
+                (
+                    m.id,
+                    m.backing
+                        .canonicalize()
+                        .unwrap_or_else(|_| m.backing.clone()),
+                )
+            })
+            .collect();
+        let paths: Vec<&std::path::Path> = roots.iter().map(|(_, p)| p.as_path()).collect();
+        roots
+            .iter()
+            .map(|(id, _)| *id)
+            .zip(mount::writers_beneath(&paths))
+            .collect()
+    }
+
     /// One sync step over every workspace that can be reached.
     fn step(&mut self) {
         self.step_with(false);
@@ -464,6 +714,7 @@ impl Actor {
         let mut fences: BTreeMap<Uuid, (mount::Updater, u64)> = self
             .mounts
             .values()
+            .filter(|m| !self.is_paused(m))
             .filter_map(|m| m.fence().map(|f| (m.id, f)))
             .collect();
         self.drain_changes();
@@ -471,8 +722,15 @@ impl Actor {
         let mut taken = Vec::new();
         let mut plans = Vec::new();
         let now = Instant::now();
+        let mut backing_writers = self.backing_writers();
+        let (repo_paused, closing) = (self.repo_paused, self.closing);
         for m in self.mounts.values_mut() {
             if m.retry_at.is_some_and(|at| at > now) {
+                continue;
+            }
+            // A paused mount keeps its working-copy commit and its files: neither snapshot
+            // nor check-out until it is resumed (or closed).
+            if (repo_paused || m.paused) && closing != Some(m.id) {
                 continue;
             }
             let Some(read_root) = m.read_root() else {
@@ -481,12 +739,23 @@ impl Actor {
             if !m.backing.join(".jj").is_dir() {
                 continue;
             }
+            // What the workspace holds now (a selection changes in the step's check-out).
+            let state_paths = self.repo.state_paths(&m.id, &m.backing);
+            let selection =
+                Selection::from_prefixes(self.repo.sparse_patterns(&m.id, &state_paths));
+            let (rules, repo_ignores) = self.repo.ignore_rules_for(&m.id, &m.backing, &selection);
+            m.note_repo_ignores(repo_ignores);
             let mut filter = PlanFilter {
                 repo: &self.repo,
                 id: m.id,
-                rules: self.repo.ignore_rules(&m.backing),
+                rules,
+                selection,
             };
-            let writers = m.user_writers();
+            // Files programs write in the backing directory wait like those held in the
+            // mount: not read half-written, not replaced under their writer.
+            let in_backing = backing_writers.remove(&m.id).unwrap_or_default();
+            let mut writers = m.user_writers();
+            writers.extend(in_backing.iter().cloned());
             let planned = m.take_scan(&mut filter, &writers);
             let files = match m.files(fences.remove(&m.id)) {
                 Ok(files) => files,
@@ -502,18 +771,20 @@ impl Actor {
             if let Some(planned) = planned {
                 taken.push((m.id, planned));
             }
-            let held = m.held();
+            let mut held = m.held();
+            held.extend(in_backing);
             if !held.is_empty() {
                 tracing::debug!(mount = %m.path.display(), "held: {held:?}");
             }
             plans.push(WorkspacePlan {
                 id: m.id,
                 label: m.path.display().to_string(),
-                state: self.repo.state_paths(&m.id, &m.backing),
+                state: state_paths,
                 read_root,
                 files,
                 scan,
                 held,
+                sparse: Some(m.wanted_patterns()),
             });
         }
         if plans.is_empty() && !always {
@@ -547,7 +818,9 @@ impl Actor {
     fn apply(&mut self, report: StepReport, taken: Vec<(Uuid, Taken)>, started: Instant) {
         let now = Instant::now();
         // What each mount's committed change touched, for `synced` events.
-        let mut synced: Vec<(PathBuf, Vec<String>)> = Vec::new();
+        let mut synced: Vec<Synced> = Vec::new();
+        // A mount whose check-out a user's write deferred is not up to date yet.
+        let mut deferred = false;
         for (id, result) in report.workspaces {
             let Some(m) = self.mounts.get_mut(&id) else {
                 continue;
@@ -555,8 +828,13 @@ impl Actor {
             let taken = taken.iter().find(|(tid, _)| *tid == id).map(|(_, t)| t);
             match result {
                 Ok(sync) => {
+                    let reported = self.first_report.remove(&id).unwrap_or(started);
                     if sync.committed {
-                        synced.push((m.path.clone(), sync.changed.clone()));
+                        synced.push(Synced {
+                            mount: m.path.clone(),
+                            paths: sync.changed.clone(),
+                            reported,
+                        });
                     }
                     m.problem = None;
                     m.failures = 0;
@@ -576,6 +854,12 @@ impl Actor {
                     for (path, reason) in sync.skipped {
                         m.skip(PathBuf::from(path), reason);
                     }
+                    if sync.widened {
+                        // Folders entered its selection: the next step brings their files,
+                        // merged with what a user left in their way.
+                        m.request_full_scan();
+                        self.retry = true;
+                    }
                 }
                 Err(WorkspaceFailed { error, touched }) => {
                     if let Some(taken) = taken {
@@ -587,6 +871,7 @@ impl Actor {
                         // theirs was touched; the next step snapshots it and merges.
                         tracing::debug!(repo = %self.name, mount = %m.path.display(), "update deferred: {what}");
                         self.retry = true;
+                        deferred = true;
                         continue;
                     }
                     m.failures += 1;
@@ -612,14 +897,22 @@ impl Actor {
                 "conflict at {from}: both sides kept, one of them as {to}"
             ));
         }
-        for (mount, paths) in synced {
-            let files = paths.len();
-            self.context
-                .events
-                .emit(&self.name, EventKind::Synced, Some(mount), paths, None);
-            self.context
-                .metrics
-                .synced(&self.name, files, started.elapsed());
+        // Told once readable everywhere: after the check-outs, and after a deferred one's retry.
+        self.deferred_synced.extend(synced);
+        if !deferred {
+            for done in std::mem::take(&mut self.deferred_synced) {
+                let files = done.paths.len();
+                self.context.events.emit(
+                    &self.name,
+                    EventKind::Synced,
+                    Some(done.mount),
+                    done.paths,
+                    None,
+                );
+                self.context
+                    .metrics
+                    .synced(&self.name, files, done.reported.elapsed());
+            }
         }
         if report.commits > 0 {
             let line = format!(
@@ -701,20 +994,37 @@ impl Actor {
         let conflicts = self.repo.trunk_conflicts();
         self.tell_changes(&conflicts);
         let history_len = self.repo.history_len();
+        let paused = self.mounts.values().filter(|m| self.is_paused(m)).count();
+        self.context.metrics.set_paused_mounts(&self.name, paused);
         let mut status = crate::engine::status::lock(&self.status);
-        status.mounts = self.mounts.values().map(MountRuntime::status).collect();
+        status.mounts = self
+            .mounts
+            .values()
+            .map(|m| MountStatus {
+                paused: self.repo_paused || m.paused,
+                ..m.status()
+            })
+            .collect();
         status.conflicts = conflicts;
+        status.conflict_details = self
+            .conflicts
+            .entries()
+            .iter()
+            .map(|(path, record)| (path.clone(), record.clone()))
+            .collect();
         status.history_commits = history_len;
-        let mut skipped: BTreeMap<String, String> = BTreeMap::new();
+        let mut skipped = Vec::new();
         for m in self.mounts.values() {
             for (path, why) in m.skipped() {
-                let path = path.to_string_lossy().into_owned();
-                skipped
-                    .entry(path)
-                    .or_insert_with(|| format!("{why} (in {})", m.path.display()));
+                skipped.push(crate::engine::status::SkippedPath {
+                    path: path.to_string_lossy().into_owned(),
+                    reason: why.clone(),
+                    mount: Some(m.path.clone()),
+                });
             }
         }
-        status.skipped = skipped.into_iter().collect();
+        skipped.sort_by(|a, b| (&a.path, &a.mount).cmp(&(&b.path, &b.mount)));
+        status.skipped = skipped;
     }
 
     fn shutdown(&mut self) {
@@ -735,10 +1045,16 @@ impl Actor {
     /// mounts that became unhealthy or healthy again; the gauges of the metrics.
     fn tell_changes(&mut self, conflicts: &[String]) {
         let events = self.context.events.clone();
-        let before: std::collections::BTreeSet<&String> = self.told.conflicts.iter().collect();
-        let now: std::collections::BTreeSet<&String> = conflicts.iter().collect();
-        let new: Vec<String> = now.difference(&before).map(|p| (*p).clone()).collect();
-        let gone: Vec<String> = before.difference(&now).map(|p| (*p).clone()).collect();
+        let sides: BTreeMap<String, Vec<String>> = self
+            .conflicts
+            .unknown(conflicts)
+            .into_iter()
+            .map(|path| (path.clone(), self.sides_of(path)))
+            .collect();
+        let changes = self.conflicts.update(conflicts, Utc::now(), |path| {
+            sides.get(path).cloned().unwrap_or_default()
+        });
+        let (new, gone) = (changes.new, changes.resolved);
         if !new.is_empty() {
             tracing::warn!(repo = %self.name, "new conflict(s), edit the markers away in any mount: {}", new.join(", "));
             events.emit(&self.name, EventKind::Conflict, None, new.clone(), None);
@@ -754,7 +1070,6 @@ impl Actor {
         if !gone.is_empty() {
             events.emit(&self.name, EventKind::Resolved, None, gone, None);
         }
-        self.told.conflicts = conflicts.to_vec();
         let (mut healthy, mut unhealthy) = (0, 0);
         for m in self.mounts.values() {
             let was = self.told.unhealthy.contains(&m.id);
@@ -796,12 +1111,52 @@ impl Actor {
     }
 }
 
-/// What the events already told, to tell only changes.
+impl Actor {
+    /// Where the versions of newly conflicted `path` came from: the origins of trunk's latest
+    /// changes of it, newest first, until two differ. A change made in one of this repo's
+    /// mounts names the mount; one that came from elsewhere (another machine's mount, a
+    /// git user) is `remote`; jjfs's own history changes (restore, undo) are passed over.
+    fn sides_of(&mut self, path: &str) -> Vec<String> {
+        let log = match self.repo.log(Some(path), None, Some(SIDES_LOOKBACK)) {
+            Ok(log) => log,
+            Err(err) => {
+                tracing::debug!(repo = %self.name, "cannot read the history of {path}: {err}");
+                return Vec::new();
+            }
+        };
+        let mut sides: Vec<String> = Vec::new();
+        for entry in log.entries {
+            let local = entry
+                .mount_id
+                .as_deref()
+                .and_then(|id| id.parse::<Uuid>().ok())
+                .and_then(|id| self.mounts.get(&id))
+                .map(|m| m.path.display().to_string());
+            let side = match local {
+                Some(mount) => mount,
+                None if entry.mount.is_none() && entry.description.starts_with("jjfs:") => continue,
+                None => "remote".to_owned(),
+            };
+            if !sides.contains(&side) {
+                sides.push(side);
+            }
+            if sides.len() == 2 {
+                break;
+            }
+        }
+        sides.sort();
+        sides
+    }
+}
+
+/// How many of trunk's latest changes of a conflicted file are read for its sides.
+const SIDES_LOOKBACK: usize = 20;
+
+/// What the events already told, to tell only changes (conflicts: see `conflicts`).
 #[derive(Default)]
 struct Told {
     /// Where trunk pointed when the remote workers last heard of it.
     trunk: Option<String>,
-    conflicts: Vec<String>,
     unhealthy: std::collections::BTreeSet<Uuid>,
 }
 
@@ -810,6 +1165,7 @@ struct PlanFilter<'a> {
     repo: &'a Repository,
     id: Uuid,
     rules: IgnoreRules,
+    selection: Selection,
 }
 
 impl ScanFilter for PlanFilter<'_> {
@@ -819,6 +1175,10 @@ impl ScanFilter for PlanFilter<'_> {
 
     fn skips(&mut self, path: &std::path::Path, is_dir: bool) -> bool {
         self.rules.is_ignored(path, is_dir) && !self.repo.tracks(&self.id, path)
+    }
+
+    fn selection(&self) -> Option<&Selection> {
+        Some(&self.selection)
     }
 }
 

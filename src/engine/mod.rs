@@ -3,6 +3,7 @@
 //! daemon), repository operations out. FUSE threads only ever send it messages, never wait.
 
 mod actor;
+pub mod conflicts;
 pub mod debounce;
 pub mod echo;
 pub mod events;
@@ -96,8 +97,24 @@ pub enum Event {
         mount: MountConfig,
         reply: Reply<&'static str>,
     },
+    /// Records the mount's changes (also a paused one's) and forgets it; replies whether it
+    /// was paused.
     Close {
         id: Uuid,
+        reply: Reply<bool>,
+    },
+    /// Pauses or resumes one mount (`Some(id)`) or the whole repo (None); replies with the
+    /// paths of the mounts whose syncing stopped or started.
+    Pause {
+        mount: Option<Uuid>,
+        paused: bool,
+        reply: Reply<Vec<PathBuf>>,
+    },
+    /// A mount's new selection (`jjfs only`; None: everything), normalized: its edits are
+    /// recorded, then it shows only those folders.
+    Select {
+        id: Uuid,
+        only: Option<Vec<String>>,
         reply: Reply<()>,
     },
     /// Sync now (a full scan) and reply when every healthy mount is up to date, with a

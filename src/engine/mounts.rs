@@ -60,6 +60,11 @@ pub struct MountRuntime {
     skipped: BTreeMap<PathBuf, String>,
     /// Tracked files inside nested repositories, kept as they are on disk.
     nested_held: Vec<PathBuf>,
+    /// The repo folders it is to show (None: everything), as config has them.
+    pub only: Option<Vec<String>>,
+    /// The `.gitignore` files from the repo that apply in its selection, as last planned
+    /// with (a change rescans it).
+    repo_ignores: Vec<(String, Vec<u8>)>,
     /// None when healthy, else what is wrong and how to fix it.
     pub problem: Option<String>,
     /// Consecutive failed sync steps.
@@ -69,6 +74,8 @@ pub struct MountRuntime {
     /// Paths the last step left as they are because a user holds them open for writing.
     pub held_back: Vec<String>,
     pub last_sync: Option<DateTime<Utc>>,
+    /// `jjfs pause PATH`: left out of every step (its repo may be paused too).
+    pub paused: bool,
 }
 
 /// What a step took from a mount's pending changes (put back if the step fails).
@@ -97,11 +104,14 @@ impl MountRuntime {
             echoes: EchoFilter::default(),
             skipped: BTreeMap::new(),
             nested_held: Vec::new(),
+            only: config.only.clone(),
+            repo_ignores: Vec::new(),
             problem: None,
             failures: 0,
             retry_at: None,
             held_back: Vec::new(),
             last_sync: None,
+            paused: config.paused,
         }
     }
 
@@ -275,6 +285,10 @@ impl MountRuntime {
         }
         for path in &pending {
             self.skipped.remove(path);
+            // A folder reported for what it holds (outside a selection) is looked at again.
+            for folder in path.ancestors().skip(1) {
+                self.skipped.remove(folder);
+            }
         }
         self.nested_held
             .retain(|p| !planned.scan.changed.contains(p));
@@ -298,6 +312,24 @@ impl MountRuntime {
             self.full_scan = true;
         } else {
             self.pending.extend(taken.pending.iter().cloned());
+        }
+    }
+
+    /// The selection's patterns: the repo folders the mount is to show (the root for all).
+    pub fn wanted_patterns(&self) -> Vec<String> {
+        crate::selection::Selection::of(self.only.as_deref())
+            .prefixes()
+            .to_vec()
+    }
+
+    /// Takes the repo's `.gitignore` files that apply in the selection; a change since the
+    /// last plan means files ignored before may not be any more (or the reverse): rescan.
+    pub fn note_repo_ignores(&mut self, files: Vec<(String, Vec<u8>)>) {
+        if files != self.repo_ignores {
+            if !self.repo_ignores.is_empty() || !files.is_empty() {
+                self.full_scan = true;
+            }
+            self.repo_ignores = files;
         }
     }
 
@@ -352,7 +384,14 @@ impl MountRuntime {
             last_sync: self.last_sync,
             io_mode: self.mount.as_ref().map(Mount::io_mode),
             held: self.held_back.clone(),
+            paused: self.paused,
+            pending: self.pending.len(),
         }
+    }
+
+    /// How many changed paths wait for a snapshot.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
     }
 
     /// Unmounts cleanly; fails while the mount is busy, leaving it exactly as it was:

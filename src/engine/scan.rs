@@ -4,8 +4,10 @@
 //! changed `.gitignore` brings its whole folder in (files it no longer ignores), and a
 //! nested repository (a folder holding `.git` or `.jj`) is left alone: its files stay in the
 //! mount where it was made, the files jjfs synced there keep their last synced state
-//! everywhere else, and it is reported as skipped. Everything is read beneath the workspace
-//! root without following symlinks.
+//! everywhere else, and it is reported as skipped. In a selective mount, only the selected
+//! folders are snapshotted: what a user puts anywhere else stays in that mount and is
+//! reported as skipped (its outermost folder outside the selection). Everything is read
+//! beneath the workspace root without following symlinks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::files::{Kind, Root};
 use crate::repo::working_copy::Scan;
+use crate::selection::{Place, Selection};
 
 /// What the engine knows about a workspace's paths when it plans a snapshot.
 pub trait ScanFilter {
@@ -21,6 +24,10 @@ pub trait ScanFilter {
     /// Whether a path (a directory when `is_dir`) is ignored and tracks nothing: a snapshot
     /// would leave it alone anyway.
     fn skips(&mut self, path: &Path, is_dir: bool) -> bool;
+    /// The part of the repo the workspace holds (None: everything).
+    fn selection(&self) -> Option<&Selection> {
+        None
+    }
 }
 
 /// A planned snapshot.
@@ -41,12 +48,64 @@ fn is_reserved(name: &OsStr) -> bool {
 const NESTED_REASON: &str = "a nested repository (it holds .git or .jj): it stays in this mount \
      only; the files jjfs synced there keep their last synced state in the other mounts";
 
+const OUTSIDE_REASON: &str = "outside this mount's selection (--only): it stays in this mount \
+     only; `jjfs only` changes what the mount shows";
+
 struct Planner<'a> {
     root: &'a Root,
     filter: &'a mut dyn ScanFilter,
     planned: Planned,
     /// Directories known to be (true) or not to be (false) nested repositories.
     nested: BTreeMap<PathBuf, bool>,
+    /// What the workspace holds; None for everything.
+    selection: Option<Selection>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(root: &'a Root, filter: &'a mut dyn ScanFilter) -> Self {
+        let selection = filter.selection().filter(|s| !s.is_everything()).cloned();
+        Self {
+            root,
+            filter,
+            planned: Planned::default(),
+            nested: BTreeMap::new(),
+            selection,
+        }
+    }
+
+    fn place(&self, path: &Path) -> Place {
+        self.selection
+            .as_ref()
+            .map_or(Place::Inside, |s| s.place(path))
+    }
+
+    /// Where `path` (a directory when `is_dir`) is not part of the selection: the outermost
+    /// path to report as staying in the mount (a file where a leading folder should be is
+    /// itself outside). None when it is selected or leads to the selection.
+    fn outside_part(&self, path: &Path, is_dir: bool) -> Option<PathBuf> {
+        let selection = self.selection.as_ref()?;
+        match selection.outermost_outside(path) {
+            Some(top) => Some(top),
+            None if !is_dir && selection.place(path) == Place::Leading => Some(path.to_owned()),
+            None => None,
+        }
+    }
+
+    /// Reports `path` (outside the selection) as staying in the mount, unless it is ignored.
+    fn outside(&mut self, path: &Path, is_dir: bool) {
+        if !self.filter.skips(path, is_dir) {
+            self.planned
+                .skipped
+                .insert(path.to_owned(), OUTSIDE_REASON.to_owned());
+        }
+    }
+
+    /// Keeps only the selected files of `files`.
+    fn retain_selected(&self, files: &mut BTreeSet<PathBuf>) {
+        if self.selection.is_some() {
+            files.retain(|path| self.place(path) == Place::Inside);
+        }
+    }
 }
 
 impl Planner<'_> {
@@ -99,6 +158,10 @@ impl Planner<'_> {
                     _ => continue,
                 },
             };
+            if let Some(outside) = self.outside_part(&rel, kind == Kind::Dir) {
+                self.outside(&outside, kind == Kind::Dir);
+                continue;
+            }
             if kind == Kind::Dir {
                 if self.filter.skips(&rel, true) || self.is_nested_repo(&rel) {
                     continue;
@@ -114,19 +177,15 @@ impl Planner<'_> {
 /// Everything: every file on disk and every tracked file (to find the deleted ones); read
 /// when its stat differs from the recorded one.
 pub fn full(root: &Root, filter: &mut dyn ScanFilter) -> Planned {
-    let mut planner = Planner {
-        root,
-        filter,
-        planned: Planned::default(),
-        nested: BTreeMap::new(),
-    };
+    let mut planner = Planner::new(root, filter);
     let mut files = BTreeSet::new();
     planner.walk(Path::new(""), &mut files);
     for tracked in planner.filter.tracked_under(&[PathBuf::new()]) {
-        if !planner.in_nested_repo(&tracked) {
+        if planner.place(&tracked) == Place::Inside && !planner.in_nested_repo(&tracked) {
             files.insert(tracked);
         }
     }
+    planner.retain_selected(&mut files);
     planner.planned.scan.rescan = files;
     planner.planned
 }
@@ -136,17 +195,24 @@ pub fn full(root: &Root, filter: &mut dyn ScanFilter) -> Planned {
 /// is no longer a directory (a removed or renamed folder), and a changed `.gitignore`'s whole
 /// folder. All of them are read whatever their stat says.
 pub fn changed(root: &Root, paths: &BTreeSet<PathBuf>, filter: &mut dyn ScanFilter) -> Planned {
-    let mut planner = Planner {
-        root,
-        filter,
-        planned: Planned::default(),
-        nested: BTreeMap::new(),
-    };
+    let mut planner = Planner::new(root, filter);
     let mut files = BTreeSet::new();
     let mut gone_dirs = Vec::new();
     for path in paths {
         if path.iter().any(is_reserved) || planner.in_nested_repo(path) {
             continue;
+        }
+        if planner.place(path) != Place::Inside {
+            // Outside the selection: reported while it is there, never snapshotted (the
+            // repo's file there is not in this mount: its absence is no deletion).
+            let stat = root.lstat(path).ok().flatten();
+            let is_dir = stat.is_some_and(|st| st.kind == Kind::Dir);
+            if let Some(outside) = planner.outside_part(path, is_dir) {
+                if let Ok(Some(st)) = root.lstat(&outside) {
+                    planner.outside(&outside, st.kind == Kind::Dir);
+                }
+                continue;
+            }
         }
         match root.lstat(path) {
             Ok(Some(st)) if st.kind == Kind::Dir => {
@@ -176,11 +242,12 @@ pub fn changed(root: &Root, paths: &BTreeSet<PathBuf>, filter: &mut dyn ScanFilt
     }
     if !gone_dirs.is_empty() {
         for tracked in planner.filter.tracked_under(&gone_dirs) {
-            if !planner.in_nested_repo(&tracked) {
+            if planner.place(&tracked) == Place::Inside && !planner.in_nested_repo(&tracked) {
                 files.insert(tracked);
             }
         }
     }
+    planner.retain_selected(&mut files);
     planner.planned.scan.changed = files;
     planner.planned
 }
@@ -253,6 +320,95 @@ mod tests {
         );
         assert!(planned.skipped.contains_key(Path::new("repo")));
         assert_eq!(planned.held, vec![PathBuf::from("repo/synced.md")]);
+    }
+
+    /// A workspace that holds only `a/b` and `docs`, tracking `docs/t` and `notes/n`
+    /// (outside: the repo has it, the workspace does not).
+    struct Selective(Selection);
+
+    impl ScanFilter for Selective {
+        fn tracked_under(&mut self, dirs: &[PathBuf]) -> Vec<PathBuf> {
+            ["docs/t", "notes/n", "a/b/t"]
+                .into_iter()
+                .map(PathBuf::from)
+                .filter(|p| dirs.iter().any(|d| p.starts_with(d)))
+                .collect()
+        }
+
+        fn skips(&mut self, path: &Path, _is_dir: bool) -> bool {
+            path.extension().is_some_and(|e| e == "log")
+        }
+
+        fn selection(&self) -> Option<&Selection> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn only_the_selection_is_scanned_and_the_rest_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["docs/sub", "a/b", "a/c", "notes", "junk"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        for file in [
+            "docs/sub/x",
+            "a/b/y",
+            "a/top",
+            "a/c/z",
+            "notes/local",
+            "junk/x.log",
+            "top.md",
+            "top.log",
+        ] {
+            std::fs::write(d.join(file), "x").unwrap();
+        }
+        let root = Root::open(d).unwrap();
+        let mut filter = Selective(Selection::from_prefixes(vec!["a/b".into(), "docs".into()]));
+        let planned = full(&root, &mut filter);
+        let files: Vec<&str> = planned
+            .scan
+            .rescan
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect();
+        // `notes/n` is the repo's, outside: never looked at (it is not missing, it is not
+        // part of this workspace).
+        assert_eq!(files, vec!["a/b/t", "a/b/y", "docs/sub/x", "docs/t"]);
+        let skipped: Vec<&str> = planned
+            .skipped
+            .keys()
+            .map(|p| p.to_str().unwrap())
+            .collect();
+        // Ignored files are left alone, not reported (`top.log`); a folder outside is
+        // reported whole, whatever it holds (`junk`).
+        assert_eq!(skipped, vec!["a/c", "a/top", "junk", "notes", "top.md"]);
+
+        // Changed paths: outside ones are reported by their outermost folder, gone ones
+        // outside are nothing at all (the repo's file there is no deletion).
+        let paths = [
+            "notes/local",
+            "notes/n",
+            "a/c/z",
+            "docs/sub/x",
+            "gone/x",
+            "a",
+        ]
+        .map(PathBuf::from);
+        let planned = changed(&root, &paths.into_iter().collect(), &mut filter);
+        let files: Vec<&str> = planned
+            .scan
+            .changed
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect();
+        assert_eq!(files, vec!["a/b/t", "a/b/y", "docs/sub/x"]);
+        let skipped: Vec<&str> = planned
+            .skipped
+            .keys()
+            .map(|p| p.to_str().unwrap())
+            .collect();
+        assert_eq!(skipped, vec!["a/c", "a/top", "notes"]);
     }
 
     #[test]

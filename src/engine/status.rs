@@ -18,6 +18,20 @@ pub struct MountStatus {
     pub io_mode: Option<&'static str>,
     /// Repo paths this mount is behind on because a user holds them open for writing.
     pub held: Vec<String>,
+    /// Not synced now (the mount's or its repo's pause).
+    pub paused: bool,
+    /// Paths changed in it that no step has recorded yet (a paused mount's keep growing).
+    pub pending: usize,
+}
+
+/// A path that is not synced: where it is and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedPath {
+    /// Relative to the repo root, `/`-separated.
+    pub path: String,
+    pub reason: String,
+    /// The mount where it is.
+    pub mount: Option<PathBuf>,
 }
 
 /// One remote's state, published by its worker.
@@ -37,8 +51,10 @@ pub struct RemoteStatus {
 pub struct RepoStatus {
     pub mounts: Vec<MountStatus>,
     pub conflicts: Vec<String>,
-    /// Paths a snapshot could not record, with why.
-    pub skipped: Vec<(String, String)>,
+    /// Each conflicted path: since when, and where its sides came from.
+    pub conflict_details: Vec<(String, super::conflicts::ConflictRecord)>,
+    /// Paths a snapshot could not record, with why and in which mount.
+    pub skipped: Vec<SkippedPath>,
     pub last_sync: Option<DateTime<Utc>>,
     /// Each remote's state, by name.
     pub remotes: std::collections::BTreeMap<String, RemoteStatus>,

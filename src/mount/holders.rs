@@ -41,6 +41,56 @@ pub fn holders(path: &Path) -> Vec<Holder> {
     found
 }
 
+/// The files beneath each of `roots` (canonical paths) that other processes hold open for
+/// writing, relative to their root: one scan of /proc for all of them. A backing workspace
+/// has no mount to count its writers, so this is how a sync learns that a program edits a
+/// file there through an open descriptor (replacing the file would orphan its writes).
+pub fn writers_beneath(roots: &[&Path]) -> Vec<Vec<PathBuf>> {
+    let mut found = vec![Vec::new(); roots.len()];
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for pid in procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+    {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some((i, rel)) = roots
+                .iter()
+                .enumerate()
+                .find_map(|(i, root)| Some((i, target.strip_prefix(root).ok()?)))
+            else {
+                continue;
+            };
+            let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
+            if open_for_writing(&std::fs::read_to_string(info).unwrap_or_default())
+                && !rel.as_os_str().is_empty()
+                && !found[i].iter().any(|p| p == rel)
+            {
+                found[i].push(rel.to_owned());
+            }
+        }
+    }
+    found
+}
+
+/// Whether a /proc/PID/fdinfo text shows a descriptor open for writing (`flags:` in octal).
+fn open_for_writing(fdinfo: &str) -> bool {
+    fdinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+        .is_some_and(|flags| flags & 0o3 != 0)
+}
+
 /// Whether process `pid` has its current or root directory, an open file or a mapping
 /// under `path`.
 fn holds(pid: u32, path: &Path) -> bool {
@@ -86,6 +136,38 @@ mod tests {
 7f1c3c000000-7f1c3c021000 rw-p 00000000 00:00 0 \n";
         let paths: Vec<_> = mapped_paths(maps).collect();
         assert_eq!(paths, vec![std::ffi::OsStr::new("/usr/bin/my prog")]);
+    }
+
+    #[test]
+    fn fdinfo_flags_tell_writers_from_readers() {
+        assert!(open_for_writing("pos:\t0\nflags:\t0100001\nmnt_id:\t30\n"));
+        assert!(open_for_writing("pos:\t0\nflags:\t02\n"));
+        assert!(!open_for_writing("pos:\t0\nflags:\t0100000\nmnt_id:\t30\n"));
+        assert!(!open_for_writing(""));
+    }
+
+    #[test]
+    fn a_file_another_process_writes_is_found_beneath_its_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        // A shell holding sub/w.txt open for writing and sub/r.txt for reading.
+        std::fs::write(root.join("sub/r.txt"), "r").unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3>sub/w.txt 4<sub/r.txt; sleep 30")
+            .current_dir(&root)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut found = writers_beneath(&[&root, Path::new("/nonexistent")]);
+        while found[0].is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            found = writers_beneath(&[&root, Path::new("/nonexistent")]);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, vec![vec![PathBuf::from("sub/w.txt")], vec![]]);
     }
 
     #[test]

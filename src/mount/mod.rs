@@ -38,7 +38,7 @@ use fuser::{Config, MountOption, Notifier, Session, SessionACL};
 use nix::errno::Errno;
 use nix::mount::MntFlags;
 
-pub use holders::{Holder, holders};
+pub use holders::{Holder, holders, writers_beneath};
 pub use mount_table::{abort_stale_mounts, clean_stale, is_mount_point};
 pub use passthrough::HIDDEN;
 

@@ -207,8 +207,8 @@ fn settings(repo: &str, config: &RepoConfig) -> Vec<RemoteSettings> {
             push_interval: seconds(config.push_interval),
             push_delay: seconds(config.push_delay),
             fetch_interval: seconds(config.fetch_interval),
-            // TODO(pause): `jjfs pause --repo` sets this from the repo's pause flag.
-            paused: false,
+            // `jjfs pause --repo`: the worker neither checks, fetches nor pushes.
+            paused: config.paused,
         })
         .collect()
 }

@@ -15,6 +15,9 @@ pub struct IgnoreRules {
     root: PathBuf,
     base: Arc<GitIgnoreFile>,
     chains: HashMap<RepoPathBuf, Arc<GitIgnoreFile>>,
+    /// Folders whose `.gitignore` is read from the repo, not from disk (those a selective
+    /// mount does not hold), with its content (empty: none).
+    from_repo: HashMap<RepoPathBuf, Vec<u8>>,
 }
 
 impl IgnoreRules {
@@ -23,7 +26,20 @@ impl IgnoreRules {
             root: root.to_owned(),
             base,
             chains: HashMap::new(),
+            from_repo: HashMap::new(),
         }
+    }
+
+    /// The same rules, with the `.gitignore` of each of `files`' folders (repo paths, the
+    /// root `""`) taken from its content there instead of from disk.
+    pub fn with_tree_files(mut self, files: &[(String, Vec<u8>)]) -> Self {
+        for (dir, content) in files {
+            if let Ok(dir) = RepoPathBuf::from_internal_string(dir.as_str()) {
+                self.from_repo.insert(dir, content.clone());
+            }
+        }
+        self.chains.clear();
+        self
     }
 
     /// Whether `rel` (a file, or a directory when `is_dir`) is ignored.
@@ -60,7 +76,10 @@ impl IgnoreRules {
             None => self.base.clone(),
         };
         let file = dir.to_fs_path_unchecked(&self.root).join(".gitignore");
-        let chain = outer.chain_with_file(dir, file).unwrap_or(outer);
+        let chain = match self.from_repo.get(dir) {
+            Some(content) => outer.chain(dir, &file, content).unwrap_or(outer),
+            None => outer.chain_with_file(dir, file).unwrap_or(outer),
+        };
         self.chains.insert(dir.to_owned(), chain.clone());
         chain
     }
@@ -87,5 +106,27 @@ mod tests {
         assert!(rules.is_ignored(Path::new("src/gen/out.rs"), false));
         assert!(!rules.is_ignored(Path::new("src/main.rs"), false));
         assert!(!rules.is_ignored(Path::new("notes.md"), false));
+    }
+
+    #[test]
+    fn gitignore_files_from_the_repo_replace_those_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        // On disk, but not what the repo holds for the root: not used.
+        std::fs::write(dir.path().join(".gitignore"), "*.md\n").unwrap();
+        std::fs::write(dir.path().join("a/b/.gitignore"), "*.out\n").unwrap();
+        let files = [
+            (String::new(), b"*.log\n".to_vec()),
+            ("a".to_owned(), b"*.tmp\n".to_vec()),
+        ];
+        let mut rules =
+            IgnoreRules::new(dir.path(), GitIgnoreFile::empty()).with_tree_files(&files);
+        assert!(rules.is_ignored(Path::new("a/b/x.log"), false));
+        assert!(rules.is_ignored(Path::new("a/b/x.tmp"), false));
+        assert!(
+            rules.is_ignored(Path::new("a/b/x.out"), false),
+            "disk still counts below"
+        );
+        assert!(!rules.is_ignored(Path::new("a/b/x.md"), false));
     }
 }

@@ -15,6 +15,7 @@ pub mod messages;
 pub mod pack;
 pub mod settings;
 pub mod step;
+pub mod tree_edit;
 
 use std::path::PathBuf;
 

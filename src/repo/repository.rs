@@ -191,6 +191,19 @@ impl Repository {
         backing: &Path,
         owner: Option<crate::files::Owner>,
     ) -> Result<(), RepoError> {
+        self.add_workspace_with(id, backing, owner, &[String::new()])
+    }
+
+    /// `add_workspace` for a workspace that holds only the files within `sparse` (jj's
+    /// sparse patterns: a selective mount).
+    pub fn add_workspace_with(
+        &mut self,
+        id: &Uuid,
+        backing: &Path,
+        owner: Option<crate::files::Owner>,
+        sparse: &[String],
+    ) -> Result<(), RepoError> {
+        let sparse = super::working_copy::sparse::patterns(sparse);
         let repo = self.head()?;
         let trunk = self.trunk_commit(&repo)?.ok_or_else(|| {
             RepoError::Jj(format!(
@@ -224,6 +237,7 @@ impl Repository {
             let store = self.loader.store().clone();
             let paths = self.state_paths(id, backing);
             let mut locked = LockedWorkingCopy::lock(&store, &paths, None)?;
+            locked.state.sparse = sparse.clone();
             let root = Root::open(backing).map_err(RepoError::io(backing))?;
             let files =
                 PlainFiles::new(Root::open(backing).map_err(RepoError::io(backing))?, owner);
@@ -238,6 +252,7 @@ impl Repository {
                 held: &[],
             };
             locked.check_out(&wc.tree(), &cx).map_err(|f| f.error)?;
+            super::working_copy::sparse::create_folders(&locked.state, &sparse, &cx);
             let state = locked.finish(repo.op_id())?;
             self.states.insert(*id, state);
             self.repo = repo;
@@ -368,4 +383,78 @@ impl Repository {
     pub fn ignore_rules(&self, backing: &Path) -> super::ignores::IgnoreRules {
         super::ignores::IgnoreRules::new(backing, self.base_ignores())
     }
+}
+
+impl Repository {
+    /// The patterns (jj's sparse patterns) workspace `id`'s files hold now: its kept state's,
+    /// or read from disk (and kept) when the jj CLI wrote it or none is kept.
+    /// As repo paths (the root `""`).
+    pub fn sparse_patterns(&mut self, id: &Uuid, paths: &StatePaths) -> Vec<String> {
+        use super::working_copy::sparse::strings;
+        if let Some(state) = self.states.get(id)
+            && state.is_current()
+        {
+            return strings(&state.sparse);
+        }
+        match WcState::load(self.loader.store(), &paths.dir, &paths.side) {
+            Ok(state) => {
+                let sparse = strings(&state.sparse);
+                self.states.insert(*id, state);
+                sparse
+            }
+            Err(_) => vec![String::new()],
+        }
+    }
+
+    /// Ignore rules for a selective mount's files: as `ignore_rules`, with the `.gitignore`
+    /// files of the folders outside the selection that lead to it (and the root's) read from
+    /// the mount's working-copy commit, since they are not on disk there. Also returns those
+    /// files' contents, to notice when they change.
+    pub fn ignore_rules_for(
+        &self,
+        id: &Uuid,
+        backing: &Path,
+        selection: &crate::selection::Selection,
+    ) -> (super::ignores::IgnoreRules, Vec<(String, Vec<u8>)>) {
+        let rules = self.ignore_rules(backing);
+        let leading = selection.leading_folders();
+        if leading.is_empty() {
+            return (rules, Vec::new());
+        }
+        let tree = self
+            .repo
+            .view()
+            .get_wc_commit_id(&workspace_name(id))
+            .and_then(|id| self.repo.store().get_commit(id).ok())
+            .map(|commit| commit.tree());
+        let mut files = Vec::new();
+        for folder in leading {
+            let Ok(dir) = RepoPathBuf::from_internal_string(folder.as_str()) else {
+                continue;
+            };
+            let content = tree
+                .as_ref()
+                .and_then(|tree| read_gitignore(tree, &dir))
+                .unwrap_or_default();
+            files.push((folder, content));
+        }
+        (rules.with_tree_files(&files), files)
+    }
+}
+
+/// The content of `dir/.gitignore` in `tree`, if it is a file there.
+fn read_gitignore(tree: &jj_lib::merged_tree::MergedTree, dir: &RepoPath) -> Option<Vec<u8>> {
+    let path = dir.join(jj_lib::repo_path::RepoPathComponent::new(".gitignore").ok()?);
+    let value = block_on(tree.path_value(&path)).ok()?;
+    let Some(Some(jj_lib::backend::TreeValue::File { id, .. })) = value.as_resolved() else {
+        return None;
+    };
+    let mut reader = block_on(tree.store().read_file(&path, id)).ok()?;
+    let mut content = Vec::new();
+    block_on(futures::AsyncReadExt::read_to_end(
+        &mut reader,
+        &mut content,
+    ))
+    .ok()?;
+    Some(content)
 }

@@ -70,6 +70,23 @@ impl Client {
         call: C,
         mut on_progress: impl FnMut(&str),
     ) -> Result<C::Output, ClientError> {
+        self.call_streaming(call, |method, params| {
+            if method == api::PROGRESS
+                && let Ok(p) = serde_json::from_value::<api::Progress>(params)
+            {
+                on_progress(&p.message);
+            }
+            Ok(())
+        })
+    }
+
+    /// Sends a request and waits for its result, passing every notification that comes
+    /// first (method, params) to `on_note`; an error from it ends the call.
+    pub(crate) fn call_streaming<C: Call>(
+        &mut self,
+        call: C,
+        mut on_note: impl FnMut(&str, Value) -> Result<(), ClientError>,
+    ) -> Result<C::Output, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         let params =
@@ -86,10 +103,8 @@ impl Client {
             }
             let value: Value =
                 serde_json::from_str(&reply).map_err(|e| ClientError::Protocol(e.to_string()))?;
-            if value.get("method").and_then(Value::as_str) == Some(api::PROGRESS) {
-                if let Ok(p) = serde_json::from_value::<api::Progress>(value["params"].clone()) {
-                    on_progress(&p.message);
-                }
+            if let Some(method) = value.get("method").and_then(Value::as_str) {
+                on_note(method, value.get("params").cloned().unwrap_or(Value::Null))?;
                 continue;
             }
             let response: Response =

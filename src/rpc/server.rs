@@ -74,6 +74,19 @@ impl ProgressSink {
     }
 }
 
+impl ProgressSink {
+    /// Sends notification `method` to the client, waiting while its queue is full (a
+    /// streaming call such as `events`: only this call waits, never the daemon). False once
+    /// the client has gone.
+    pub(crate) async fn notify(&self, method: &str, params: Value) -> bool {
+        let Some(tx) = &self.0 else {
+            return false;
+        };
+        let note = wire::Request::notification(method, params);
+        tx.send(encode(&note)).await.is_ok()
+    }
+}
+
 /// Serves the socket until the task is dropped. `handler` answers each decoded request.
 pub(crate) async fn serve<H, F>(listener: UnixListener, handler: H)
 where

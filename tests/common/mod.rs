@@ -3,6 +3,8 @@
 //! when the test panics) stops the daemon and unmounts whatever is still mounted under them.
 #![allow(dead_code)]
 
+pub mod bus;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use super::super::state::Daemon;
 use super::{blocking, repo_error};
-use crate::api::{ConfigParams, ConfigResult, Error, Setting};
+use crate::api::{
+    ConfigParams, ConfigResult, Error, GlobalConfigParams, GlobalConfigResult, GlobalSettings,
+    Setting,
+};
 use crate::config::DEFAULT_REPO;
 use crate::repo;
 
@@ -48,4 +51,43 @@ pub(super) async fn config(
         handle.configure(&name, &updated);
     }
     Ok(ConfigResult::Set)
+}
+
+/// `config --global`: show or change the daemon's own settings; a change applies at once
+/// (notices on or off, `/metrics` started, moved or stopped).
+pub(super) async fn global(
+    daemon: &Arc<Daemon>,
+    params: GlobalConfigParams,
+) -> Result<GlobalConfigResult, Error> {
+    let current = |daemon: &Daemon| {
+        let config = daemon.config();
+        GlobalSettings {
+            notify: config.notify,
+            metrics_listen: config.metrics_listen,
+        }
+    };
+    let Some(key) = params.key else {
+        return Ok(GlobalConfigResult::All(current(daemon)));
+    };
+    let Some(value) = params.value else {
+        return Ok(GlobalConfigResult::One(key.get(&current(daemon))));
+    };
+    let _admin = daemon.admin.lock().await;
+    let before = current(daemon);
+    let mut settings = before.clone();
+    key.set(&mut settings, &value).map_err(Error::user)?;
+    let save = |settings: &GlobalSettings| {
+        daemon.update_config(|config| {
+            config.notify = settings.notify;
+            config.metrics_listen = settings.metrics_listen.clone();
+            Ok(())
+        })
+    };
+    save(&settings)?;
+    if let Err(err) = daemon.apply_global_settings().await {
+        // An address that cannot be served is not kept: config.json says what runs.
+        save(&before)?;
+        return Err(err);
+    }
+    Ok(GlobalConfigResult::Set)
 }

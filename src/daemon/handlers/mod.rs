@@ -3,6 +3,7 @@
 //! or a blocking thread) and returns its typed result or an `api::Error` of the right kind.
 
 mod config;
+mod control;
 mod history;
 mod init;
 mod mounts;
@@ -32,6 +33,7 @@ pub(crate) async fn dispatch(
         Request::Init(params) => Response::Init(init::init(daemon, params, progress).await?),
         Request::Open(params) => Response::Open(mounts::open(daemon, params).await?),
         Request::Close(params) => Response::Close(mounts::close(daemon, params).await?),
+        Request::Only(params) => Response::Only(mounts::only(daemon, params).await?),
         Request::ListMounts(api::ListMounts) => Response::ListMounts(api::ListResult {
             mounts: mounts::list(daemon),
         }),
@@ -43,6 +45,14 @@ pub(crate) async fn dispatch(
         }
         Request::RemoteShow(params) => Response::RemoteShow(remote::show(daemon, params)?),
         Request::Config(params) => Response::Config(config::config(daemon, params).await?),
+        Request::ConfigGlobal(params) => {
+            Response::ConfigGlobal(config::global(daemon, params).await?)
+        }
+        Request::Pause(params) => Response::Pause(control::pause(daemon, params).await?),
+        Request::Conflicts(params) => Response::Conflicts(control::conflicts(daemon, params)?),
+        Request::Events(params) => {
+            Response::Events(control::events(daemon, params, progress).await?)
+        }
         Request::Log(params) => Response::Log(history::log(daemon, params).await?),
         Request::Cat(params) => Response::Cat(history::cat(daemon, params).await?),
         Request::Diff(params) => Response::Diff(history::diff(daemon, params).await?),

@@ -1,5 +1,5 @@
-//! `open`, `close`, `list_mounts`: the daemon checks the user's path, the repo's actor does
-//! the jj and FUSE work, and the config records the result.
+//! `open`, `close`, `only`, `list_mounts`: the daemon checks the user's path (and
+//! selection), the repo's actor does the jj and FUSE work, and the config records the result.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,13 +8,17 @@ use uuid::Uuid;
 
 use super::super::state::Daemon;
 use super::{blocking, engine_error, rfc3339};
-use crate::api::{CloseParams, Error, Health, MountInfo, OpenParams, OpenResult};
+use crate::api::{
+    CloseParams, CloseResult, Error, Health, MountInfo, OnlyParams, OnlyResult, OpenParams,
+    OpenResult,
+};
 use crate::config::{MountConfig, Owner};
 use crate::engine::Event;
 use crate::mount;
 
 pub(super) async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<OpenResult, Error> {
     let handle = daemon.repo(&params.repo)?;
+    let only = selection(params.only.as_deref())?;
     let _admin = daemon.admin.lock().await;
     let path = params.path.clone();
     let checker = daemon.clone();
@@ -23,6 +27,7 @@ pub(super) async fn open(daemon: &Arc<Daemon>, params: OpenParams) -> Result<Ope
     let workspace = daemon.paths.workspace(&params.repo, &id);
     let mut mount = MountConfig::new(id, &params.repo, params.path.clone(), workspace.clone());
     mount.owner = mount_owner(&params)?;
+    mount.only = only;
     let opened = handle
         .ask(|reply| Event::Open {
             mount: mount.clone(),
@@ -135,7 +140,7 @@ fn check_mount_point(daemon: &Daemon, path: &Path) -> Result<bool, Error> {
     }
 }
 
-pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(), Error> {
+pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<CloseResult, Error> {
     let _admin = daemon.admin.lock().await;
     let config = daemon.config();
     let Some(mount) = find_mount(&config.mounts, &params.path) else {
@@ -145,7 +150,7 @@ pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(
         )));
     };
     let id = mount.id;
-    match daemon.repo(&mount.repo) {
+    let was_paused = match daemon.repo(&mount.repo) {
         Ok(handle) => handle
             .ask(|reply| Event::Close { id, reply })
             .await
@@ -161,15 +166,57 @@ pub(super) async fn close(daemon: &Arc<Daemon>, params: CloseParams) -> Result<(
                 mount.path.display(),
                 mount.workspace.display()
             );
+            false
         }
-    }
+    };
     daemon.update_config(|config| {
         config.mounts.retain(|m| m.id != id);
         Ok(())
-    })
+    })?;
+    Ok(CloseResult { was_paused })
 }
 
-fn find_mount<'a>(mounts: &'a [MountConfig], path: &Path) -> Option<&'a MountConfig> {
+/// A selection as the user gave it, checked and normalized (None: everything).
+fn selection(only: Option<&[String]>) -> Result<Option<Vec<String>>, Error> {
+    only.map(crate::selection::normalize)
+        .transpose()
+        .map_err(|e| Error::user(e.to_string()))
+}
+
+pub(super) async fn only(daemon: &Arc<Daemon>, params: OnlyParams) -> Result<OnlyResult, Error> {
+    let only = selection(params.only.as_deref())?;
+    let _admin = daemon.admin.lock().await;
+    let config = daemon.config();
+    let Some(mount) = find_mount(&config.mounts, &params.path) else {
+        return Err(Error::user(format!(
+            "{} is not a jjfs mount (see `jjfs list`)",
+            params.path.display()
+        )));
+    };
+    let (id, path) = (mount.id, mount.path.clone());
+    let handle = daemon.repo(&mount.repo)?;
+    let wanted = only.clone();
+    handle
+        .ask(|reply| Event::Select {
+            id,
+            only: wanted,
+            reply,
+        })
+        .await
+        .map_err(|e| {
+            engine_error(e).with_context(&format!("cannot change what {} shows", path.display()))
+        })?;
+    let kept = only.clone();
+    daemon.update_config(move |config| {
+        if let Some(m) = config.mounts.iter_mut().find(|m| m.id == id) {
+            m.only = kept;
+        }
+        Ok(())
+    })?;
+    Ok(OnlyResult { path, only })
+}
+
+pub(super) fn find_mount<'a>(mounts: &'a [MountConfig], path: &Path) -> Option<&'a MountConfig> {
     let canonical: Option<PathBuf> = path.canonicalize().ok();
     mounts
         .iter()
@@ -213,6 +260,9 @@ pub(super) fn list(daemon: &Daemon) -> Vec<MountInfo> {
                 last_sync: rfc3339(live.and_then(|s| s.last_sync)),
                 io_mode: live.and_then(|s| s.io_mode).map(str::to_owned),
                 held: live.map(|s| s.held.clone()).unwrap_or_default(),
+                paused: m.paused || config.repos.get(&m.repo).is_some_and(|r| r.paused),
+                pending: live.map_or(0, |s| s.pending),
+                only: m.only.clone(),
             }
         })
         .collect()

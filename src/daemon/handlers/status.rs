@@ -37,15 +37,17 @@ pub(super) fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
                 skipped: live
                     .skipped
                     .iter()
-                    .map(|(path, reason)| Skipped {
-                        path: path.clone(),
-                        reason: reason.clone(),
+                    .map(|skipped| Skipped {
+                        path: skipped.path.clone(),
+                        reason: skipped.reason.clone(),
+                        mount: skipped.mount.clone(),
                     })
                     .collect(),
                 remotes,
                 last_sync: rfc3339(live.last_sync),
                 history_commits: live.history_commits,
                 history_bytes: live.history_bytes,
+                paused: repo.paused,
             }
         })
         .collect();

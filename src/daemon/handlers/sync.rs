@@ -17,6 +17,21 @@ pub(super) async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<Syn
     let mut failures = Vec::new();
     let mut warnings = Vec::new();
     let mut synced = Vec::new();
+    // Paused mounts are skipped, and said so in one line.
+    let config = daemon.config();
+    let paused: Vec<String> = config
+        .mounts
+        .iter()
+        .filter(|m| names.contains(&m.repo))
+        .filter(|m| m.paused || config.repos.get(&m.repo).is_some_and(|r| r.paused))
+        .map(|m| m.path.display().to_string())
+        .collect();
+    if !paused.is_empty() {
+        warnings.push(format!(
+            "skipped paused mount(s) {} (`jjfs resume PATH` or `jjfs resume --repo NAME` syncs again)",
+            paused.join(", ")
+        ));
+    }
     for name in &names {
         let handle = match daemon.repo(name) {
             Ok(handle) => handle,

@@ -11,9 +11,7 @@
 //!   markers.
 //! - A merged tree is packed to as many sides as its widest conflict needs.
 
-use jj_lib::merge::Merge;
 use jj_lib::merged_tree::MergedTree;
-use jj_lib::merged_tree_builder::MergedTreeBuilder;
 
 use crate::repo::{RepoError, block_on};
 
@@ -27,8 +25,8 @@ pub(super) fn settle_overwritten(
     if base.tree_ids().is_resolved() {
         return Ok((onto.clone(), base.clone()));
     }
-    let mut onto_builder = MergedTreeBuilder::new(onto.clone());
-    let mut base_builder = MergedTreeBuilder::new(base.clone());
+    let mut onto_builder = crate::repo::tree_edit::TreeEdit::new(onto.clone());
+    let mut base_builder = crate::repo::tree_edit::TreeEdit::new(base.clone());
     let mut settled = false;
     for (path, value) in base.conflicts() {
         let value = value.map_err(RepoError::jj)?;
@@ -37,17 +35,17 @@ pub(super) fn settle_overwritten(
             continue;
         }
         if block_on(onto.path_value(&path)).map_err(RepoError::jj)? == value {
-            onto_builder.set_or_remove(path.clone(), Merge::absent());
+            onto_builder.remove(path.clone());
         }
-        base_builder.set_or_remove(path, Merge::absent());
+        base_builder.remove(path);
         settled = true;
     }
     if !settled {
         return Ok((onto.clone(), base.clone()));
     }
     Ok((
-        block_on(onto_builder.write_tree()).map_err(RepoError::jj)?,
-        block_on(base_builder.write_tree()).map_err(RepoError::jj)?,
+        block_on(onto_builder.write()).map_err(RepoError::jj)?,
+        block_on(base_builder.write()).map_err(RepoError::jj)?,
     ))
 }
 
@@ -71,9 +69,9 @@ pub(super) fn compact(tree: MergedTree) -> Result<MergedTree, RepoError> {
         return Ok(tree);
     }
     let base = MergedTree::resolved(tree.store().clone(), tree.tree_ids().first().clone());
-    let mut builder = MergedTreeBuilder::new(base);
+    let mut builder = crate::repo::tree_edit::TreeEdit::new(base);
     for (path, value) in conflicts {
-        builder.set_or_remove(path, value);
+        builder.set(path, value);
     }
-    block_on(builder.write_tree()).map_err(RepoError::jj)
+    block_on(builder.write()).map_err(RepoError::jj)
 }

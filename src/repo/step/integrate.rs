@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use jj_lib::backend::{CommitId, Signature};
 use jj_lib::commit::Commit;
-use jj_lib::merged_tree_builder::MergedTreeBuilder;
 use jj_lib::op_store::RefTarget;
 use jj_lib::ref_name::RefName;
 use jj_lib::repo::{MutableRepo, ReadonlyRepo, Repo as _};
@@ -175,7 +174,7 @@ impl Repository {
     ) -> Result<Commit, RepoError> {
         let on_disk = p.locked.tree().clone();
         let mut held_paths = Vec::new();
-        let mut builder = MergedTreeBuilder::new(tip.tree());
+        let mut builder = crate::repo::tree_edit::TreeEdit::new(tip.tree());
         for path in &p.plan.held {
             let Some(repo_path) = path
                 .to_str()
@@ -189,7 +188,7 @@ impl Repository {
             // disk (for a stale workspace, not the merge of it: that would be written).
             if canonical(&tip_value) != canonical(&on_disk_value) {
                 held_paths.push(repo_path.as_internal_file_string().to_owned());
-                builder.set_or_remove(repo_path, on_disk_value);
+                builder.set(repo_path, on_disk_value);
             }
         }
         let name = workspace_name(&p.plan.id);
@@ -215,7 +214,7 @@ impl Repository {
                 }
             }
         } else {
-            let tree = block_on(builder.write_tree()).map_err(RepoError::jj)?;
+            let tree = block_on(builder.write()).map_err(RepoError::jj)?;
             let held = block_on(
                 mut_repo
                     .new_commit(vec![tip.id().clone()], tree.clone())

@@ -57,6 +57,10 @@ pub struct WorkspacePlan {
     pub scan: Option<Scan>,
     /// Paths kept as they are on disk (open for writing, inside a nested repository).
     pub held: Vec<PathBuf>,
+    /// The part of the repo its files are to hold (jj's sparse patterns, as repo paths; the
+    /// root `""` for all), when it may have changed: set after its check-out (see
+    /// `working_copy::sparse`).
+    pub sparse: Option<Vec<String>>,
 }
 
 /// What happened to one workspace.
@@ -75,6 +79,8 @@ pub struct WorkspaceSync {
     pub written: Vec<(PathBuf, Option<Stat>)>,
     /// Repo paths the snapshot found changed (read or removed).
     pub changed: Vec<String>,
+    /// Files entered its patterns: the next step, a full snapshot, brings them.
+    pub widened: bool,
 }
 
 /// A workspace whose step failed; `touched` are paths a check-out changed before it stopped
@@ -129,7 +135,7 @@ impl Repository {
                 Err(err) => report.workspaces.push((id, Err(err.into()))),
             }
         }
-        let mode_changes = self.record_modes(&prepared);
+        self.record_modes(&prepared);
         // A workspace whose files match its commit goes first: when the jj CLI rewrote a
         // working-copy commit that several workspaces share, the change is credited to the
         // workspace it was made in.
@@ -159,12 +165,7 @@ impl Repository {
         // merge may keep it).
         self.forget_modes(&prepared, &integrated.tip.tree());
         self.set_current(integrated.repo.clone());
-        let results = self.write_all(
-            prepared,
-            integrated.targets,
-            &integrated.repo,
-            &mode_changes,
-        );
+        let results = self.write_all(prepared, integrated.targets, &integrated.repo);
         if let Err(err) = self.modes.save() {
             tracing::warn!(repo = %self.name, "cannot save file modes: {err}");
         }

@@ -102,11 +102,11 @@ impl Repository {
         })
     }
 
-    /// Takes the modes the snapshots saw into the repo's table; returns the files whose mode
-    /// changed, with their final mode (the last snapshot's, when two mounts changed it in
-    /// the same step) and the workspaces that already have it, so that it reaches the
-    /// others.
-    pub(super) fn record_modes(&mut self, prepared: &[Prepared]) -> Vec<ModeChange> {
+    /// Takes the modes the snapshots saw into the repo's table and queues each mode change
+    /// for the workspaces that do not have it yet (the final mode is the last snapshot's,
+    /// when two mounts changed it in the same step). A queued change stays pending until a
+    /// check-out of that workspace applies it.
+    pub(super) fn record_modes(&mut self, prepared: &[Prepared]) {
         let mut changed: std::collections::BTreeMap<String, Vec<(uuid::Uuid, u32)>> =
             Default::default();
         for p in prepared {
@@ -121,8 +121,22 @@ impl Repository {
                 }
             }
         }
-        // A file read whose executable bit the tree does not share (jj keeps a conflict's
-        // own bits) gets the tree's, in its own mount too.
+        for (path, seen) in &changed {
+            let Some(mode) = self.modes.get(path) else {
+                continue;
+            };
+            for p in prepared {
+                let pending = self.pending_modes.entry(p.plan.id).or_default();
+                if seen.iter().any(|(id, m)| *id == p.plan.id && *m == mode) {
+                    pending.remove(path);
+                } else {
+                    pending.insert(path.clone(), mode);
+                }
+            }
+        }
+        // After the above, so that it is not taken for "this workspace has it": a file read
+        // whose executable bit the tree does not share (jj keeps a conflict's own bits)
+        // gets the tree's, in its own mount too.
         for p in prepared {
             for (path, mode, executable) in &p.modes {
                 let Some(want) = self.modes.get(path) else {
@@ -155,26 +169,7 @@ impl Repository {
                 }
             }
         }
-        changed
-            .into_iter()
-            .filter_map(|(path, seen)| {
-                let mode = self.modes.get(&path)?;
-                let have = seen
-                    .iter()
-                    .filter(|(_, m)| *m == mode)
-                    .map(|(id, _)| *id)
-                    .collect();
-                Some(ModeChange { path, mode, have })
-            })
-            .collect()
     }
-}
-
-/// A file's mode changed (a chmod): every workspace but those in `have` is to set it.
-pub(super) struct ModeChange {
-    pub(super) path: String,
-    pub(super) mode: u32,
-    pub(super) have: Vec<uuid::Uuid>,
 }
 
 impl Repository {

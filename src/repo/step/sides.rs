@@ -10,7 +10,6 @@ use jj_lib::backend::{MergedTreeValueExt as _, Signature, TreeValue};
 use jj_lib::commit::Commit;
 use jj_lib::merge::{Merge, SameChange};
 use jj_lib::merged_tree::MergedTree;
-use jj_lib::merged_tree_builder::MergedTreeBuilder;
 use jj_lib::repo::MutableRepo;
 use jj_lib::repo_path::{RepoPath, RepoPathBuf};
 
@@ -62,21 +61,21 @@ pub(super) fn keep_both_sides(
     if unwritable.is_empty() {
         return Ok((None, Vec::new()));
     }
-    let mut builder = MergedTreeBuilder::new(tree.clone());
+    let mut builder = crate::repo::tree_edit::TreeEdit::new(tree.clone());
     let mut moves = Vec::new();
     for (path, value) in unwritable {
         let (keeper, aside) = split(&value);
-        builder.set_or_remove(path.clone(), keeper);
+        builder.set(path.clone(), keeper);
         if aside.is_present() {
             let sibling = free_sibling(&tree, &path)?;
             moves.push((
                 path.as_internal_file_string().to_owned(),
                 sibling.as_internal_file_string().to_owned(),
             ));
-            builder.set_or_remove(sibling, aside);
+            builder.set(sibling, aside);
         }
     }
-    let kept = block_on(builder.write_tree()).map_err(RepoError::jj)?;
+    let kept = block_on(builder.write()).map_err(RepoError::jj)?;
     let commit = block_on(
         mut_repo
             .new_commit(vec![tip.id().clone()], kept)

@@ -103,6 +103,7 @@ impl Harness {
                 files: Arc::new(PlainFiles::new(Root::open(backing).unwrap(), None)),
                 scan,
                 held,
+                sparse: None,
             })
             .collect();
         let report = self.repo.step(plans, self.repo.settings().signature());

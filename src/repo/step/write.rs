@@ -11,7 +11,7 @@ use jj_lib::repo::ReadonlyRepo;
 use jj_lib::repo_path::RepoPathBuf;
 use uuid::Uuid;
 
-use super::prepare::{ModeChange, Prepared};
+use super::prepare::Prepared;
 use super::{WorkspaceFailed, WorkspaceResult};
 use crate::repo::repository::Repository;
 use crate::repo::working_copy::{CheckoutContext, WcState};
@@ -25,20 +25,7 @@ impl Repository {
         prepared: Vec<Prepared>,
         targets: Vec<Commit>,
         repo: &Arc<ReadonlyRepo>,
-        mode_changes: &[ModeChange],
     ) -> Vec<(Uuid, WorkspaceResult)> {
-        // Each workspace but the one it happened in gets the change, and keeps it pending
-        // until a check-out of it succeeds.
-        for p in &prepared {
-            let pending = self.pending_modes.entry(p.plan.id).or_default();
-            for change in mode_changes {
-                if change.have.contains(&p.plan.id) {
-                    pending.remove(&change.path);
-                } else {
-                    pending.insert(change.path.clone(), change.mode);
-                }
-            }
-        }
         let op_id = repo.op_id().clone();
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get() * 2)
@@ -106,8 +93,20 @@ impl Repository {
             mode_updates: &modes,
             held: &plan.held,
         };
-        match locked.check_out(&target.tree(), &cx) {
-            Ok(report) => sync.written = report.touched,
+        let checked_out = locked.check_out(&target.tree(), &cx).and_then(|report| {
+            sync.written = report.touched;
+            set_sparse(&mut locked, plan.sparse.as_deref(), &cx, &mut sync)
+        });
+        match checked_out {
+            Ok(()) if sync.widened => {
+                // The state's tree lacks the entering files until the next step brings
+                // them: saved without recording the operation (see `working_copy::sparse`).
+                return match locked.keep() {
+                    Ok(state) => (Ok(sync), Some(state)),
+                    Err(error) => (Err(error.into()), None),
+                };
+            }
+            Ok(()) => {}
             Err(failed) => {
                 let state = match locked.keep() {
                     Ok(state) => Some(state),
@@ -128,6 +127,28 @@ impl Repository {
             Err(error) => (Err(error.into()), None),
         }
     }
+}
+
+/// Gives the workspace the patterns its plan wants, if they changed.
+fn set_sparse(
+    locked: &mut crate::repo::working_copy::LockedWorkingCopy,
+    want: Option<&[String]>,
+    cx: &CheckoutContext<'_>,
+    sync: &mut super::WorkspaceSync,
+) -> Result<(), crate::repo::working_copy::CheckoutFailed> {
+    let Some(want) = want else {
+        return Ok(());
+    };
+    let want = crate::repo::working_copy::sparse::patterns(want);
+    let report = locked.set_sparse(&want, cx).map_err(|mut failed| {
+        // What the check-out before it wrote is touched too.
+        let written = sync.written.iter().map(|(path, _)| path.clone());
+        failed.touched = written.chain(failed.touched).collect();
+        failed
+    })?;
+    sync.written.extend(report.touched);
+    sync.widened = report.entering;
+    Ok(())
 }
 
 /// The pending mode changes of files this workspace has, with their executable bit.

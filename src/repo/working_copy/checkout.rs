@@ -25,7 +25,6 @@ use jj_lib::conflicts::{
 };
 use jj_lib::matchers::PrefixMatcher;
 use jj_lib::merged_tree::MergedTree;
-use jj_lib::merged_tree_builder::MergedTreeBuilder;
 use jj_lib::repo_path::RepoPathBuf;
 use jj_lib::store::Store;
 
@@ -87,6 +86,7 @@ pub fn check_out(
         touched: Vec::new(),
     };
     let mut changes = diff(&state.tree, target, &state.sparse).map_err(fail)?;
+    let mut rewrites = Vec::new();
     for path in std::mem::take(&mut state.rewrite) {
         if changes.iter().any(|c| c.path == path) {
             continue;
@@ -99,6 +99,7 @@ pub fn check_out(
         if after.is_present() {
             let before = crate::repo::working_copy::snapshot::path_value(&state.tree, &path)
                 .map_err(fail)?;
+            rewrites.push(path.clone());
             changes.push(Change {
                 path,
                 before,
@@ -130,8 +131,10 @@ pub fn check_out(
     let ended = cx.files.end();
     tracing::debug!(
         root = %cx.files.root().path().display(),
-        "check-out: {} change(s), done {:?}, result {:?} / {:?}",
+        "check-out: {} change(s) {:?}, held {:?}, done {:?}, result {:?} / {:?}",
         changes.len(),
+        changes.iter().map(|c| c.path.as_internal_file_string()).collect::<Vec<_>>(),
+        cx.held,
         writer.done.iter().map(|(p, w)| (p, w.is_some())).collect::<Vec<_>>(),
         applied.as_ref().err(),
         ended.as_ref().err()
@@ -155,7 +158,7 @@ pub fn check_out(
     let mut report = CheckoutReport::default();
     let mut partial = error
         .is_some()
-        .then(|| MergedTreeBuilder::new(state.tree.clone()));
+        .then(|| crate::repo::tree_edit::TreeEdit::new(state.tree.clone()));
     for (path, written) in done {
         let stat = cx.state_root.lstat(&path).ok().flatten();
         let repo_path = repo_path_of(&path);
@@ -180,13 +183,19 @@ pub fn check_out(
                     .map_err(fail)?,
                 None => jj_lib::merge::Merge::absent(),
             };
-            builder.set_or_remove(repo_path, value);
+            builder.set(repo_path, value);
         }
         report.touched.push((path, stat));
     }
     state.dirty = true;
     if let (Some(err), Some(builder)) = (error, partial) {
-        state.tree = block_on(builder.write_tree()).map_err(|e| fail(RepoError::jj(e)))?;
+        // Rewrites the check-out did not reach wait for the next one.
+        for path in rewrites {
+            if !report.touched.iter().any(|(p, _)| *p == fs_path(&path)) {
+                state.rewrite.insert(path);
+            }
+        }
+        state.tree = block_on(builder.write()).map_err(|e| fail(RepoError::jj(e)))?;
         return Err(CheckoutFailed {
             error: write_error(err),
             touched,
@@ -232,7 +241,8 @@ impl Writer<'_, '_> {
             if moved.contains(&change.path) {
                 continue;
             }
-            self.apply_one(change)?;
+            self.apply_one(change)
+                .map_err(|err| self.in_the_way(&change.path, err))?;
         }
         for (path, mode) in self.cx.mode_updates {
             if self.done.iter().any(|(done, _)| done == path) {
@@ -250,6 +260,34 @@ impl Writer<'_, '_> {
                 .push((path.clone(), Some(Written { kind, marker_len })));
         }
         Ok(())
+    }
+
+    /// A write that found something else where the step saw (or made) a folder or a file:
+    /// a user changed that part of the tree since the step looked. Nothing of theirs was
+    /// touched; the path and the folders leading to it are read again by the next step,
+    /// which merges.
+    fn in_the_way(&mut self, path: &RepoPathBuf, err: WriteError) -> WriteError {
+        let WriteError::Io { source, .. } = &err else {
+            return err;
+        };
+        let in_the_way = matches!(
+            source.raw_os_error(),
+            Some(libc::ENOTDIR | libc::EISDIR | libc::EEXIST | libc::ENOTEMPTY)
+        );
+        if !in_the_way {
+            return err;
+        }
+        let path = fs_path(path);
+        let why = format!(
+            "{} changed since the sync looked at it ({source})",
+            path.display()
+        );
+        self.touched.extend(
+            path.ancestors()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_owned),
+        );
+        WriteError::Busy(why)
     }
 
     fn expect(&self, change: &Change) -> Expect {

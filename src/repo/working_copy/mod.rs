@@ -11,6 +11,7 @@
 
 pub mod checkout;
 pub mod snapshot;
+pub mod sparse;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -122,6 +123,15 @@ impl LockedWorkingCopy {
         cx: &CheckoutContext<'_>,
     ) -> Result<CheckoutReport, CheckoutFailed> {
         checkout::check_out(&mut self.state, target, cx)
+    }
+
+    /// Changes the part of the repo the files hold; see `sparse::set_sparse`.
+    pub fn set_sparse(
+        &mut self,
+        want: &[jj_lib::repo_path::RepoPathBuf],
+        cx: &CheckoutContext<'_>,
+    ) -> Result<sparse::SparseReport, CheckoutFailed> {
+        sparse::set_sparse(&mut self.state, want, cx)
     }
 
     /// Saves what changed and records that the files match operation `op_id`; returns the

@@ -17,7 +17,6 @@ use jj_lib::conflicts::{
     materialize_tree_value,
 };
 use jj_lib::merge::Merge;
-use jj_lib::merged_tree_builder::MergedTreeBuilder;
 use jj_lib::repo_path::{RepoPath, RepoPathBuf};
 use jj_lib::store::Store;
 
@@ -72,7 +71,7 @@ pub fn snapshot(
     style: ConflictMarkerStyle,
 ) -> Result<SnapshotReport, RepoError> {
     let mut report = SnapshotReport::default();
-    let mut builder = MergedTreeBuilder::new(state.tree.clone());
+    let mut builder = crate::repo::tree_edit::TreeEdit::new(state.tree.clone());
     let mut changed_tree = false;
     let mut queue: std::collections::VecDeque<(PathBuf, bool)> = scan
         .changed
@@ -101,7 +100,9 @@ pub fn snapshot(
         let Ok(repo_path) = RepoPathBuf::from_internal_string(name) else {
             continue;
         };
-        if repo_path.is_root() {
+        // Outside the workspace's patterns (a selective mount): the repo's file there is not
+        // on disk, and whatever a user put there stays theirs.
+        if repo_path.is_root() || !super::sparse::covers(&state.sparse, &repo_path) {
             continue;
         }
         let stat = root
@@ -157,7 +158,7 @@ pub fn snapshot(
                     .collect();
                 for gone in inside.into_iter().chain(file_parents(state, &repo_path)) {
                     state.entries.remove(&gone);
-                    builder.set_or_remove(gone.clone(), Merge::absent());
+                    builder.remove(gone.clone());
                     report
                         .removed
                         .push(gone.as_internal_file_string().to_owned());
@@ -165,7 +166,7 @@ pub fn snapshot(
                     state.dirty = true;
                 }
                 if path_value(&state.tree, &repo_path)? != tree_value {
-                    builder.set_or_remove(repo_path.clone(), tree_value);
+                    builder.set(repo_path.clone(), tree_value);
                     changed_tree = true;
                 }
                 if state.entries.get(&repo_path) != Some(&entry) {
@@ -182,14 +183,14 @@ pub fn snapshot(
                 // only a file (or conflict) that is gone is removed here.
                 let current = path_value(&state.tree, &repo_path)?;
                 if current.is_present() && !current.is_tree() {
-                    builder.set_or_remove(repo_path, Merge::absent());
+                    builder.remove(repo_path);
                     changed_tree = true;
                 }
             }
         }
     }
     if changed_tree {
-        state.tree = block_on(builder.write_tree()).map_err(RepoError::jj)?;
+        state.tree = block_on(builder.write()).map_err(RepoError::jj)?;
         state.dirty = true;
     }
     tracing::debug!(
@@ -346,7 +347,14 @@ fn read_file(
     };
     let after = crate::files::beneath::fstat(std::os::fd::AsFd::as_fd(&file))
         .map_err(RepoError::io(root.path().join(path)))?;
-    let mut entry = Entry::seen(EntryKind::File { executable }, &before);
+    // A conflict keeps its sides' executable bits whatever the file's mode says: the entry
+    // records the tree's bit, which is the one mode updates apply.
+    let mut entry = Entry::seen(
+        EntryKind::File {
+            executable: tree_executable(&value),
+        },
+        &before,
+    );
     if !value.is_resolved() {
         entry.conflict_marker_len = Some(marker_len as u32);
     }
