@@ -15,6 +15,10 @@ use crate::{api, atomic_file};
 
 pub(crate) const DEFAULT_SYNC_INTERVAL: u64 = 2;
 pub(crate) const DEFAULT_PUSH_INTERVAL: u64 = 300;
+pub(crate) const DEFAULT_PUSH_DELAY: u64 = 5;
+pub(crate) const DEFAULT_FETCH_INTERVAL: u64 = 30;
+/// The remote `jjfs remote add URL` sets when no name is given.
+pub(crate) const DEFAULT_REMOTE: &str = "origin";
 pub(crate) const DEFAULT_RESCAN_INTERVAL: u64 = 300;
 pub(crate) const DEFAULT_TRUNK: &str = "main";
 pub(crate) const DEFAULT_REPO: &str = "default";
@@ -65,12 +69,23 @@ impl Default for Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepoConfig {
     pub(crate) path: PathBuf,
+    /// The first remote's URL, for older readers; `remotes` is what this version reads (an
+    /// older config has only this field: it is read as the remote `origin`).
     #[serde(default)]
     pub(crate) remote: Option<String>,
+    /// Every remote, in the order they were added.
+    #[serde(default)]
+    pub(crate) remotes: Vec<RemoteConfig>,
     #[serde(default = "default_sync_interval")]
     pub(crate) sync_interval: u64,
     #[serde(default = "default_push_interval")]
     pub(crate) push_interval: u64,
+    /// Seconds of quiet after a local change before it is pushed.
+    #[serde(default = "default_push_delay")]
+    pub(crate) push_delay: u64,
+    /// Seconds between checks of each remote for a moved trunk.
+    #[serde(default = "default_fetch_interval")]
+    pub(crate) fetch_interval: u64,
     #[serde(default = "default_trunk")]
     pub(crate) trunk: String,
     #[serde(default = "default_rescan_interval")]
@@ -83,6 +98,15 @@ pub struct RepoConfig {
     /// How `jjfs open` mounts when it is not given `--mode`.
     #[serde(default)]
     pub(crate) mount_mode: api::ModeChoice,
+    #[serde(flatten)]
+    pub(crate) extra: Map<String, Value>,
+}
+
+/// One named git remote of a repo.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RemoteConfig {
+    pub(crate) name: String,
+    pub(crate) url: String,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }
@@ -128,6 +152,16 @@ pub struct FolderIdentity {
 pub(crate) struct Owner {
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+}
+
+impl RemoteConfig {
+    pub(crate) fn new(name: &str, url: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            extra: Map::new(),
+        }
+    }
 }
 
 impl MountConfig {
@@ -184,6 +218,12 @@ fn default_sync_interval() -> u64 {
 fn default_push_interval() -> u64 {
     DEFAULT_PUSH_INTERVAL
 }
+fn default_push_delay() -> u64 {
+    DEFAULT_PUSH_DELAY
+}
+fn default_fetch_interval() -> u64 {
+    DEFAULT_FETCH_INTERVAL
+}
 fn default_rescan_interval() -> u64 {
     DEFAULT_RESCAN_INTERVAL
 }
@@ -200,8 +240,11 @@ impl RepoConfig {
         Self {
             path,
             remote: None,
+            remotes: Vec::new(),
             sync_interval: DEFAULT_SYNC_INTERVAL,
             push_interval: DEFAULT_PUSH_INTERVAL,
+            push_delay: DEFAULT_PUSH_DELAY,
+            fetch_interval: DEFAULT_FETCH_INTERVAL,
             trunk: default_trunk(),
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
             ignore: default_ignore(),
@@ -217,6 +260,8 @@ impl RepoConfig {
             sync_interval: self.sync_interval,
             rescan_interval: self.rescan_interval,
             push_interval: self.push_interval,
+            push_delay: self.push_delay,
+            fetch_interval: self.fetch_interval,
             trunk: self.trunk.clone(),
             ignore: self.ignore.clone(),
             mount_mode: self.mount_mode,
@@ -224,11 +269,49 @@ impl RepoConfig {
         }
     }
 
+    /// Reads what an older jjfs wrote: a config with only `remote` has that remote as
+    /// `origin`. Otherwise `remotes` wins and `remote` is written again from it.
+    pub(crate) fn upgrade(&mut self) {
+        if let (Some(url), true) = (&self.remote, self.remotes.is_empty()) {
+            self.remotes.push(RemoteConfig::new(DEFAULT_REMOTE, url));
+        }
+        self.keep_legacy_remote();
+    }
+
+    /// The remote named `name`.
+    pub(crate) fn remote_named(&self, name: &str) -> Option<&RemoteConfig> {
+        self.remotes.iter().find(|r| r.name == name)
+    }
+
+    /// Adds remote `name`, or gives it a new URL (it keeps its place).
+    pub(crate) fn set_remote(&mut self, name: &str, url: &str) {
+        match self.remotes.iter_mut().find(|r| r.name == name) {
+            Some(remote) => remote.url = url.to_owned(),
+            None => self.remotes.push(RemoteConfig::new(name, url)),
+        }
+        self.keep_legacy_remote();
+    }
+
+    /// Removes remote `name`; whether it was there.
+    pub(crate) fn remove_remote(&mut self, name: &str) -> bool {
+        let before = self.remotes.len();
+        self.remotes.retain(|r| r.name != name);
+        self.keep_legacy_remote();
+        self.remotes.len() != before
+    }
+
+    /// `remote` is the first remote's URL, for older readers.
+    fn keep_legacy_remote(&mut self) {
+        self.remote = self.remotes.first().map(|r| r.url.clone());
+    }
+
     /// Takes the settings `jjfs config` changes (the remote is `jjfs remote`'s).
     pub(crate) fn apply(&mut self, settings: api::RepoSettings) {
         self.sync_interval = settings.sync_interval;
         self.rescan_interval = settings.rescan_interval;
         self.push_interval = settings.push_interval;
+        self.push_delay = settings.push_delay;
+        self.fetch_interval = settings.fetch_interval;
         self.trunk = settings.trunk;
         self.ignore = settings.ignore;
         self.mount_mode = settings.mount_mode;
@@ -267,10 +350,13 @@ impl Config {
                 });
             }
         };
-        serde_json::from_slice(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        let mut config: Self =
+            serde_json::from_slice(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        config.repos.values_mut().for_each(RepoConfig::upgrade);
+        Ok(config)
     }
 
     /// Writes the config atomically (temp file, fsync, rename).
@@ -309,9 +395,69 @@ pub(crate) fn validate_repo_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a remote name: a plain name as for repos, not starting with `-` or `.`, and not
+/// `git` (jj keeps that name for the git repository itself).
+pub(crate) fn validate_remote_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !name.starts_with(['-', '.'])
+        && !name.ends_with(".lock");
+    if !plain {
+        return Err(format!(
+            "invalid remote name {name:?}: use letters, digits, '.', '_' and '-', starting with \
+             a letter or digit"
+        ));
+    }
+    if name == "git" {
+        return Err("the remote name \"git\" is reserved by jj; choose another".to_owned());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_names() {
+        for good in ["origin", "backup-2", "nas.home", "B_1"] {
+            assert!(validate_remote_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "git", "-x", ".hidden", "a/b", "a b", "x.lock", "é"] {
+            assert!(validate_remote_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_old_config_has_its_remote_as_origin_and_keeps_writing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"repos":{"r":{"path":"/x","remote":"/srv/a.git"}},"mounts":[]}"#,
+        )
+        .unwrap();
+        let mut config = Config::load(&path).unwrap();
+        let repo = config.repos.get_mut("r").unwrap();
+        assert_eq!(
+            repo.remotes,
+            vec![RemoteConfig::new("origin", "/srv/a.git")]
+        );
+        repo.set_remote("backup", "/srv/b.git");
+        repo.set_remote("origin", "/srv/a2.git");
+        assert_eq!(repo.remote.as_deref(), Some("/srv/a2.git"));
+        assert!(repo.remove_remote("origin"));
+        assert!(!repo.remove_remote("origin"));
+        assert_eq!(repo.remote.as_deref(), Some("/srv/b.git"));
+        config.save(&path).unwrap();
+        let text: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(text["repos"]["r"]["remote"], "/srv/b.git");
+        assert_eq!(text["repos"]["r"]["remotes"][0]["name"], "backup");
+        assert_eq!(text["repos"]["r"]["push_delay"], 5);
+        assert_eq!(text["repos"]["r"]["fetch_interval"], 30);
+    }
 
     #[test]
     fn repo_names() {

@@ -64,6 +64,7 @@ struct Inner {
     conflicts: IntGaugeVec,
     pushes: IntCounterVec,
     fetches: IntCounterVec,
+    checks: IntCounterVec,
     remote_failures: IntCounterVec,
     mounts: IntGaugeVec,
     paused_mounts: IntGaugeVec,
@@ -138,6 +139,11 @@ impl Metrics {
             "Successful fetches from a remote.",
             &["repo", "remote"],
         );
+        let checks = counter(
+            "jjfs_remote_checks_total",
+            "Checks of a remote for a moved trunk (a ref advertisement, no fetch).",
+            &["repo", "remote"],
+        );
         let remote_failures = counter(
             "jjfs_remote_failures_total",
             "Failed pushes and fetches.",
@@ -166,6 +172,7 @@ impl Metrics {
                 conflicts,
                 pushes,
                 fetches,
+                checks,
                 remote_failures,
                 mounts,
                 paused_mounts,
@@ -191,7 +198,7 @@ impl Metrics {
     /// A remote of `repo` is configured: its series appear at zero.
     pub fn add_remote(&self, repo: &str, remote: &str) {
         let i = &self.inner;
-        for c in [&i.pushes, &i.fetches, &i.remote_failures] {
+        for c in [&i.pushes, &i.fetches, &i.checks, &i.remote_failures] {
             c.with_label_values(&[repo, remote]);
         }
         i.remotes
@@ -205,7 +212,7 @@ impl Metrics {
     /// A remote was removed: its series go.
     pub fn forget_remote(&self, repo: &str, remote: &str) {
         let i = &self.inner;
-        for c in [&i.pushes, &i.fetches, &i.remote_failures] {
+        for c in [&i.pushes, &i.fetches, &i.checks, &i.remote_failures] {
             let _ = c.remove_label_values(&[repo, remote]);
         }
         if let Some(set) = i.remotes.lock().expect("not poisoned").get_mut(repo) {
@@ -231,7 +238,7 @@ impl Metrics {
             .remove(repo)
             .unwrap_or_default();
         for remote in remotes {
-            for c in [&i.pushes, &i.fetches, &i.remote_failures] {
+            for c in [&i.pushes, &i.fetches, &i.checks, &i.remote_failures] {
                 let _ = c.remove_label_values(&[repo, &remote]);
             }
         }
@@ -264,6 +271,11 @@ impl Metrics {
 
     pub fn fetched(&self, repo: &str, remote: &str) {
         self.inner.fetches.with_label_values(&[repo, remote]).inc();
+    }
+
+    /// `remote` was checked for a moved trunk.
+    pub fn checked(&self, repo: &str, remote: &str) {
+        self.inner.checks.with_label_values(&[repo, remote]).inc();
     }
 
     /// A push or fetch with `remote` failed.

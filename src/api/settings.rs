@@ -11,6 +11,10 @@ pub(crate) struct RepoSettings {
     pub(crate) sync_interval: u64,
     pub(crate) rescan_interval: u64,
     pub(crate) push_interval: u64,
+    #[serde(default = "default_push_delay")]
+    pub(crate) push_delay: u64,
+    #[serde(default = "default_fetch_interval")]
+    pub(crate) fetch_interval: u64,
     pub(crate) trunk: String,
     pub(crate) ignore: Vec<String>,
     /// How `jjfs open` mounts when it is not given `--mode`.
@@ -20,12 +24,22 @@ pub(crate) struct RepoSettings {
     pub(crate) remote: Option<String>,
 }
 
+fn default_push_delay() -> u64 {
+    crate::config::DEFAULT_PUSH_DELAY
+}
+
+fn default_fetch_interval() -> u64 {
+    crate::config::DEFAULT_FETCH_INTERVAL
+}
+
 /// A setting `jjfs config KEY VALUE` changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Setting {
     SyncInterval,
     RescanInterval,
     PushInterval,
+    PushDelay,
+    FetchInterval,
     Trunk,
     Ignore,
     MountMode,
@@ -42,10 +56,12 @@ pub(crate) enum SettingValue {
 }
 
 impl Setting {
-    pub(crate) const ALL: [Self; 6] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::SyncInterval,
         Self::RescanInterval,
         Self::PushInterval,
+        Self::PushDelay,
+        Self::FetchInterval,
         Self::Trunk,
         Self::Ignore,
         Self::MountMode,
@@ -56,6 +72,8 @@ impl Setting {
             Self::SyncInterval => "sync_interval",
             Self::RescanInterval => "rescan_interval",
             Self::PushInterval => "push_interval",
+            Self::PushDelay => "push_delay",
+            Self::FetchInterval => "fetch_interval",
             Self::Trunk => "trunk",
             Self::Ignore => "ignore",
             Self::MountMode => "mount_mode",
@@ -67,7 +85,11 @@ impl Setting {
         match self {
             Self::SyncInterval => "longest a detected change waits before it is synced, in seconds",
             Self::RescanInterval => "seconds between full scans of every mount (a safety net)",
-            Self::PushInterval => "seconds between pushes to and fetches from the remote",
+            Self::PushInterval => {
+                "seconds between full fetch-and-push cycles with each remote (a safety net)"
+            }
+            Self::PushDelay => "seconds of quiet after a local change before it is pushed",
+            Self::FetchInterval => "seconds between checks of each remote for a moved trunk",
             Self::Trunk => "the bookmark that holds the shared history and is pushed",
             Self::Ignore => "gitignore patterns kept local: comma-separated, or a JSON list",
             Self::MountMode => {
@@ -86,6 +108,8 @@ impl Setting {
             Self::SyncInterval => SettingValue::Seconds(settings.sync_interval),
             Self::RescanInterval => SettingValue::Seconds(settings.rescan_interval),
             Self::PushInterval => SettingValue::Seconds(settings.push_interval),
+            Self::PushDelay => SettingValue::Seconds(settings.push_delay),
+            Self::FetchInterval => SettingValue::Seconds(settings.fetch_interval),
             Self::Trunk => SettingValue::Text(settings.trunk.clone()),
             Self::Ignore => SettingValue::List(settings.ignore.clone()),
             Self::MountMode => SettingValue::Text(settings.mount_mode.name().to_owned()),
@@ -107,6 +131,8 @@ impl Setting {
             Self::SyncInterval => settings.sync_interval = seconds(value)?,
             Self::RescanInterval => settings.rescan_interval = seconds(value)?,
             Self::PushInterval => settings.push_interval = seconds(value)?,
+            Self::PushDelay => settings.push_delay = seconds(value)?,
+            Self::FetchInterval => settings.fetch_interval = seconds(value)?,
             Self::Trunk => {
                 let name = value.trim();
                 if name.is_empty() || name.contains(char::is_whitespace) || name.starts_with('-') {
@@ -305,6 +331,8 @@ mod tests {
             sync_interval: 2,
             rescan_interval: 300,
             push_interval: 300,
+            push_delay: 5,
+            fetch_interval: 30,
             trunk: "main".into(),
             ignore: vec![],
             mount_mode: Default::default(),
@@ -319,6 +347,10 @@ mod tests {
         assert_eq!(s.sync_interval, 5);
         assert!(Setting::SyncInterval.set(&mut s, "0").is_err());
         assert!(Setting::PushInterval.set(&mut s, "soon").is_err());
+        Setting::PushDelay.set(&mut s, "1").unwrap();
+        Setting::FetchInterval.set(&mut s, "10").unwrap();
+        assert_eq!((s.push_delay, s.fetch_interval), (1, 10));
+        assert!(Setting::FetchInterval.set(&mut s, "0").is_err());
         Setting::Ignore.set(&mut s, "*.tmp, build/").unwrap();
         assert_eq!(s.ignore, vec!["*.tmp", "build/"]);
         Setting::Ignore.set(&mut s, r#"["a","b c"]"#).unwrap();

@@ -32,6 +32,19 @@ pub(crate) enum RemoteState {
     Delayed,
 }
 
+/// One remote of a repo as `status` and `remote show` give it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct RemoteInfo {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    /// "ok" or "delayed".
+    pub(crate) state: RemoteState,
+    pub(crate) last_push: Option<String>,
+    pub(crate) last_fetch: Option<String>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) next_retry: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Skipped {
     pub(crate) path: String,
@@ -45,6 +58,8 @@ pub(crate) struct Skipped {
 pub(crate) struct RepoStatus {
     pub(crate) name: String,
     pub(crate) trunk: String,
+    /// This and the next five fields describe `origin`, else the first remote (`remotes`
+    /// has each).
     pub(crate) remote: Option<String>,
     pub(crate) remote_state: RemoteState,
     pub(crate) last_push: Option<String>,
@@ -53,6 +68,8 @@ pub(crate) struct RepoStatus {
     pub(crate) next_retry: Option<String>,
     pub(crate) conflicts: Vec<String>,
     pub(crate) skipped: Vec<Skipped>,
+    #[serde(default)]
+    pub(crate) remotes: Vec<RemoteInfo>,
     #[serde(default)]
     pub(crate) last_sync: Option<String>,
     /// Number of commits on trunk.

@@ -1,9 +1,13 @@
 use clap::{Parser, Subcommand};
 
-use crate::api::{RemoteAddParams, RemoteRemoveParams, RemoteShowParams};
-use crate::config::DEFAULT_REPO;
+use super::output;
+use crate::api::{RemoteAddParams, RemoteRemoveParams, RemoteShowParams, RemoteState};
+use crate::config::{DEFAULT_REMOTE, DEFAULT_REPO};
 
-/// Manage the git remote a repo is backed up to.
+/// Manage the git remotes a repo is backed up to and synced through.
+///
+/// A repo may have several named remotes; each is fetched from and pushed to on its own, so
+/// one that is down never holds up the others.
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
     #[command(subcommand)]
@@ -12,45 +16,82 @@ pub(crate) struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Set the repo's backup remote: a path, file://, ssh://, user@host:path or https URL.
+    /// Set remote NAME (default `origin`) of the repo: a path, file://, ssh://,
+    /// user@host:path or https URL. An existing remote of that name gets the new URL.
     Add {
         url: String,
+        /// The remote's name.
+        #[arg(long, default_value = DEFAULT_REMOTE)]
+        name: String,
         /// The repo to back up.
         #[arg(long, default_value = DEFAULT_REPO)]
         repo: String,
     },
-    /// Stop backing the repo up (the remote itself is left as it is).
+    /// Stop syncing with remote NAME (default `origin`); the remote itself is left as it is.
     Remove {
+        #[arg(default_value = DEFAULT_REMOTE)]
+        name: String,
         #[arg(long, default_value = DEFAULT_REPO)]
         repo: String,
     },
-    /// Show the repo's remote.
+    /// Show the repo's remotes and their state. With only `origin`, just its URL.
     Show {
         #[arg(long, default_value = DEFAULT_REPO)]
         repo: String,
+        /// Print JSON: {"remotes": [{"name", "url", "state", "last_push", "last_fetch",
+        /// "last_error", "next_retry"}]}.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut client = super::connect()?;
     match args.command {
-        Command::Add { url, repo } => {
+        Command::Add { url, name, repo } => {
             let url = checked_url(&url)?;
             client.call(RemoteAddParams {
                 repo: repo.clone(),
                 url: url.clone(),
+                name: name.clone(),
             })?;
-            println!("Repo {repo} is backed up to {url}");
+            if name == DEFAULT_REMOTE {
+                println!("Repo {repo} is backed up to {url}");
+            } else {
+                println!("Repo {repo} is backed up to {url} (remote {name})");
+            }
         }
-        Command::Remove { repo } => {
-            client.call(RemoteRemoveParams { repo: repo.clone() })?;
-            println!("Repo {repo} has no remote now");
+        Command::Remove { name, repo } => {
+            let shown = client.call(RemoteRemoveParams {
+                repo: repo.clone(),
+                name: name.clone(),
+            })?;
+            if shown.remotes.is_empty() {
+                println!("Repo {repo} has no remote now");
+            } else {
+                println!("Repo {repo} no longer syncs with remote {name}");
+            }
         }
-        Command::Show { repo } => {
+        Command::Show { repo, json } => {
             let shown = client.call(RemoteShowParams { repo })?;
-            match shown.remote {
-                Some(url) => println!("{url}"),
-                None => println!("repo {} has no remote", shown.repo),
+            if json {
+                return output::print_json(&serde_json::json!({ "remotes": shown.remotes }));
+            }
+            match shown.remotes.as_slice() {
+                [] => println!("repo {} has no remote", shown.repo),
+                [only] if only.name == DEFAULT_REMOTE => println!("{}", only.url),
+                remotes => {
+                    for remote in remotes {
+                        let state = match remote.state {
+                            RemoteState::Delayed => format!(
+                                "delayed: {}",
+                                remote.last_error.as_deref().unwrap_or("failing")
+                            ),
+                            _ => "ok".to_owned(),
+                        };
+                        println!("{}\t{}\t{state}", remote.name, remote.url);
+                    }
+                }
             }
         }
     }

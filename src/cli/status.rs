@@ -7,7 +7,8 @@ use clap::Parser;
 use super::output;
 use crate::api::{RemoteState, StatusParams, StatusResult};
 
-/// Show the daemon, each repo (remote, conflicts, skipped files, paused) and each mount.
+/// Show the daemon, each repo (each remote and its state, conflicts, skipped files, paused)
+/// and each mount.
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
     /// Print JSON (the shape is documented in README).
@@ -130,29 +131,39 @@ fn write_status(out: &mut String, status: &StatusResult, verbose: bool) -> std::
                 .unwrap_or_default();
             writeln!(out, "  history: {commits} changes{size}")?;
         }
-        match (&repo.remote, repo.remote_state) {
-            (None, _) => writeln!(
+        if repo.remotes.is_empty() {
+            writeln!(
                 out,
                 "  remote: none (add one with `jjfs remote add URL --repo {}`)",
                 repo.name
-            )?,
-            (Some(url), RemoteState::Delayed) => {
-                writeln!(out, "  remote: {url}: remote sync delayed")?;
-                if let Some(err) = &repo.last_error {
-                    writeln!(out, "    last error: {err}")?;
+            )?;
+        }
+        for remote in &repo.remotes {
+            match remote.state {
+                RemoteState::Delayed => {
+                    writeln!(
+                        out,
+                        "  remote {}: {}: remote sync delayed",
+                        remote.name, remote.url
+                    )?;
+                    if let Some(err) = &remote.last_error {
+                        writeln!(out, "    last error: {err}")?;
+                    }
+                    writeln!(
+                        out,
+                        "    next retry: {}",
+                        output::when(remote.next_retry.as_deref())
+                    )?;
                 }
-                writeln!(
+                _ => writeln!(
                     out,
-                    "    next retry: {}",
-                    output::when(repo.next_retry.as_deref())
-                )?;
+                    "  remote {}: {} (last push {}, last fetch {})",
+                    remote.name,
+                    remote.url,
+                    output::when(remote.last_push.as_deref()),
+                    output::when(remote.last_fetch.as_deref())
+                )?,
             }
-            (Some(url), _) => writeln!(
-                out,
-                "  remote: {url} (last push {}, last fetch {})",
-                output::when(repo.last_push.as_deref()),
-                output::when(repo.last_fetch.as_deref())
-            )?,
         }
         if !repo.conflicts.is_empty() {
             writeln!(

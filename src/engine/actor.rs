@@ -68,6 +68,8 @@ pub struct Actor {
     /// Events, metrics and notices.
     context: super::EngineContext,
     told: Told,
+    /// The remote workers, told when trunk moves (they push it soon after).
+    remotes: crate::remote::TrunkWatch,
     /// `jjfs pause --repo`: no mount is synced (each mount has its own flag too).
     repo_paused: bool,
     /// The mount being closed: synced once more even when paused.
@@ -94,10 +96,10 @@ impl Actor {
         name: &str,
         config: RepoConfig,
         identity: Identity,
-        tx: Sender<Event>,
-        rx: Receiver<Event>,
+        (tx, rx): (Sender<Event>, Receiver<Event>),
         status: SharedStatus,
         context: super::EngineContext,
+        remotes: crate::remote::TrunkWatch,
     ) -> Result<Self, RepoError> {
         let settings = user_settings(&identity)?;
         let config_paused = config.paused;
@@ -134,6 +136,7 @@ impl Actor {
             packing: None,
             context,
             told: Told::default(),
+            remotes,
             repo_paused: config_paused,
             closing: None,
             conflicts,
@@ -1093,8 +1096,14 @@ impl Actor {
         crate::engine::status::lock(&self.status).record(line);
     }
 
-    /// Publishes the mounts' health and the repo's conflicts for `status` and `list`.
+    /// Publishes the mounts' health and the repo's conflicts for `status` and `list`, and
+    /// tells the remote workers when trunk moved.
     fn publish(&mut self) {
+        let trunk = self.repo.trunk_id();
+        if trunk.is_some() && trunk != self.told.trunk {
+            self.told.trunk = trunk;
+            self.remotes.trunk_moved();
+        }
         let conflicts = self.repo.trunk_conflicts();
         self.tell_changes(&conflicts);
         let history_len = self.repo.history_len();
@@ -1259,6 +1268,8 @@ const SIDES_LOOKBACK: usize = 20;
 /// What the events already told, to tell only changes (conflicts: see `conflicts`).
 #[derive(Default)]
 struct Told {
+    /// Where trunk pointed when the remote workers last heard of it.
+    trunk: Option<String>,
     unhealthy: std::collections::BTreeSet<Uuid>,
 }
 

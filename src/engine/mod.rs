@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::config::{MountConfig, RepoConfig};
-use crate::remote::{RemoteCommand, RemoteHandle, RemoteSettings};
+use crate::remote::{Remotes, TrunkWatch, WorkerContext};
 use crate::repo::{Identity, RepoError};
 pub use status::{MountStatus, RepoStatus, SharedStatus};
 
@@ -162,11 +162,11 @@ pub struct EngineContext {
     pub notices: Option<crate::desktop_notice::DesktopNotices>,
 }
 
-/// The daemon's handle on one repo's actor and its remote worker.
+/// The daemon's handle on one repo's actor and its remote workers.
 pub struct SyncHandle {
     pub tx: Sender<Event>,
     pub status: SharedStatus,
-    remote: std::sync::Mutex<Option<RemoteHandle>>,
+    remotes: Remotes,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -181,12 +181,17 @@ impl SyncHandle {
     ) -> Result<Self, String> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let status = SharedStatus::default();
-        let remote = RemoteHandle::spawn(
-            remote_settings(name, &config),
-            crate::repo::user_settings(&identity).map_err(|e| e.to_string())?,
-            tx.clone(),
-            status.clone(),
-            context.clone(),
+        let trunk = TrunkWatch::default();
+        let remotes = Remotes::start(
+            name,
+            &config,
+            WorkerContext {
+                user_settings: crate::repo::user_settings(&identity).map_err(|e| e.to_string())?,
+                actor: tx.clone(),
+                status: status.clone(),
+                engine: context.clone(),
+            },
+            trunk.clone(),
         )
         .map_err(|e| e.to_string())?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -200,10 +205,10 @@ impl SyncHandle {
                     &repo_name,
                     config,
                     identity,
-                    actor_tx,
-                    rx,
+                    (actor_tx, rx),
                     actor_status,
                     context,
+                    trunk,
                 ) {
                     Ok(actor) => actor.run(mounts, move || {
                         let _ = ready_tx.send(Ok(()));
@@ -215,13 +220,18 @@ impl SyncHandle {
             })
             .map_err(|e| e.to_string())?;
         // The mounts are back before the daemon answers its first request.
-        ready_rx
+        let ready = ready_rx
             .recv()
-            .map_err(|_| format!("the sync engine of {name} stopped while starting"))??;
+            .map_err(|_| format!("the sync engine of {name} stopped while starting"))
+            .and_then(|ready| ready);
+        if let Err(err) = ready {
+            remotes.stop();
+            return Err(err);
+        }
         Ok(Self {
             tx,
             status,
-            remote: std::sync::Mutex::new(Some(remote)),
+            remotes,
             thread: Some(thread),
         })
     }
@@ -235,35 +245,28 @@ impl SyncHandle {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
-    /// New settings for the actor and the remote worker.
+    /// New settings for the actor and the remote workers.
     pub fn configure(&self, name: &str, config: &RepoConfig) {
         let _ = self.tx.send(Event::Configure(config.clone()));
-        if let Some(remote) = self.lock_remote().as_ref() {
-            let _ = remote
-                .tx
-                .send(RemoteCommand::Configure(remote_settings(name, config)));
+        if let Err(err) = self.remotes.configure(config) {
+            tracing::error!(repo = %name, "cannot start a remote worker: {err}");
         }
     }
 
-    /// Fetches, integrates and pushes now (blocking); the remote's error if it failed.
-    pub fn sync_remote(&self) -> Result<(), String> {
-        // Not under the lock: a slow remote must not hold up `stop_remote`.
-        let remote = self.lock_remote().as_ref().map(|r| r.tx.clone());
-        match remote {
-            Some(tx) => crate::remote::sync_now(&tx),
-            None => Ok(()),
-        }
+    /// Syncs with every remote now (blocking), giving up waiting at `deadline`: one
+    /// warning per remote that failed or is still busy.
+    pub fn sync_remotes(&self, deadline: std::time::Instant) -> Vec<String> {
+        self.remotes.sync(deadline)
     }
 
-    /// Stops the remote worker (before the actor: it may be waiting on the actor).
+    /// Stops remote `name`'s worker and waits for it (blocking).
+    pub fn remove_remote(&self, name: &str) {
+        self.remotes.remove(name);
+    }
+
+    /// Stops the remote workers (before the actor: they may be waiting on it).
     pub fn stop_remote(&self) {
-        if let Some(remote) = self.lock_remote().take() {
-            remote.stop();
-        }
-    }
-
-    fn lock_remote(&self) -> std::sync::MutexGuard<'_, Option<RemoteHandle>> {
-        self.remote.lock().unwrap_or_else(|e| e.into_inner())
+        self.remotes.stop();
     }
 
     /// Waits for the actor's thread to end (after `Shutdown`).
@@ -271,16 +274,5 @@ impl SyncHandle {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-fn remote_settings(name: &str, config: &RepoConfig) -> RemoteSettings {
-    RemoteSettings {
-        name: name.to_owned(),
-        root: config.path.clone(),
-        url: config.remote.clone(),
-        trunk: config.trunk.clone(),
-        push_interval: std::time::Duration::from_secs(config.push_interval.max(1)),
-        paused: config.paused,
     }
 }

@@ -35,8 +35,12 @@ pub struct SkippedPath {
     pub mount: Option<PathBuf>,
 }
 
+/// One remote's state, published by its worker.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteStatus {
+    /// Which worker owns the entry: a newer one of the same name wins over one still
+    /// stopping.
+    pub generation: u64,
     pub url: Option<String>,
     pub last_push: Option<DateTime<Utc>>,
     pub last_fetch: Option<DateTime<Utc>>,
@@ -53,7 +57,8 @@ pub struct RepoStatus {
     /// Paths a snapshot could not record, with why and in which mount.
     pub skipped: Vec<SkippedPath>,
     pub last_sync: Option<DateTime<Utc>>,
-    pub remote: RemoteStatus,
+    /// Each remote's state, by name.
+    pub remotes: std::collections::BTreeMap<String, RemoteStatus>,
     /// Recent sync activity, oldest first.
     pub recent: Vec<String>,
     pub history_commits: Option<u64>,

@@ -1,6 +1,11 @@
-//! A repo's git remote: configure it, fetch trunk from it, push trunk to it, and create a repo
-//! from an existing git repository. jj-lib runs `git` for the network work (so ssh keys,
-//! agents and credential helpers work as for git).
+//! A repo's git remotes: configure them, fetch trunk from one, push trunk to one, and create a
+//! repo from an existing git repository. jj-lib runs `git` for the network work (so ssh keys,
+//! agents and credential helpers work as for git). Each remote is a git remote of the repo's
+//! store under its own name, with its own remote-tracking bookmark of trunk (`main@NAME`).
+//!
+//! A fetch never leaves trunk behind a remote: when the remote's trunk is not in trunk's
+//! history, trunk becomes a conflict of both, which the sync actor joins (`step::integrate`)
+//! without rewriting anything a remote has.
 //!
 //! Two guards stand between a remote and the repo: each network call's git has a deadline on
 //! silence (`deadline`), and history a fetch brought is checked (`validate`) after git wrote
@@ -17,11 +22,14 @@ use std::sync::Arc;
 
 use gix::ObjectId;
 
+use jj_lib::backend::CommitId;
 use jj_lib::git::{
     self, GitFetch, GitFetchRefExpression, GitImportOptions, GitProgress, GitPushOptions,
     GitPushRefTargets, GitSettings, GitSidebandLineTerminator, GitSubprocessCallback,
     GitSubprocessOptions,
 };
+use jj_lib::merge::Merge;
+use jj_lib::op_store::RefTarget;
 use jj_lib::ref_name::{RefName, RemoteName};
 use jj_lib::refs::{LocalAndRemoteRef, RefPushAction, classify_ref_push_action};
 use jj_lib::repo::{ReadonlyRepo, Repo as _};
@@ -33,8 +41,8 @@ use super::deadline::{GitCalls, Stopped, Watch};
 use super::validate::Validator;
 use super::{RepoError, block_on};
 
-/// The name of the git remote jjfs backs a repo up to.
-pub const REMOTE: &str = "origin";
+/// The remote `init --from` sets up.
+pub const REMOTE: &str = crate::config::DEFAULT_REMOTE;
 
 fn origin() -> &'static RemoteName {
     RemoteName::new(REMOTE)
@@ -163,6 +171,10 @@ impl GitSubprocessCallback for Callback<'_> {
     }
 }
 
+/// The ssh a daemon runs when the user chose none: never prompting, never waiting long for a
+/// host that does not answer.
+pub const DEFAULT_SSH_COMMAND: &str = "ssh -o BatchMode=yes -o ConnectTimeout=30";
+
 /// How git runs for a daemon: never waiting for a password or host-key prompt nobody sees,
 /// nor long for a host that does not answer (a user's own `GIT_SSH_COMMAND` is kept), and
 /// marked for the deadline `watch` keeps.
@@ -177,10 +189,9 @@ fn subprocess_options(
         .environment
         .insert("GIT_TERMINAL_PROMPT".into(), "0".into());
     if std::env::var_os("GIT_SSH_COMMAND").is_none() {
-        options.environment.insert(
-            "GIT_SSH_COMMAND".into(),
-            "ssh -o BatchMode=yes -o ConnectTimeout=30".into(),
-        );
+        options
+            .environment
+            .insert("GIT_SSH_COMMAND".into(), DEFAULT_SSH_COMMAND.into());
     }
     let (key, value) = watch.env();
     options.environment.insert(key, value);
@@ -199,12 +210,13 @@ fn watch(calls: &GitCalls) -> Result<Watch, RepoError> {
 fn network_error(
     stopped: Option<Stopped>,
     git_repo: &gix::Repository,
+    remote: &RemoteName,
     callback: &Callback,
     err: impl std::fmt::Display,
 ) -> RepoError {
     match stopped {
         Some(Stopped::Silent(after)) => RepoError::RemoteTimeout {
-            url: origin_url(git_repo),
+            url: remote_url(git_repo, remote),
             secs: after.as_secs(),
         },
         Some(Stopped::Cancelled) => RepoError::Remote("stopped: jjfs is shutting down".to_owned()),
@@ -212,14 +224,14 @@ fn network_error(
     }
 }
 
-/// `origin`'s URL as git has it (for messages).
-fn origin_url(git_repo: &gix::Repository) -> String {
+/// A remote's URL as git has it (for messages).
+fn remote_url(git_repo: &gix::Repository, remote: &RemoteName) -> String {
     git_repo
-        .find_remote(REMOTE)
+        .find_remote(remote.as_str())
         .ok()
         .and_then(|r| r.url(gix::remote::Direction::Fetch).map(|u| u.to_bstring()))
         .map(|u| u.to_string())
-        .unwrap_or_else(|| REMOTE.to_owned())
+        .unwrap_or_else(|| remote.as_str().to_owned())
 }
 
 fn git_repo(store: &jj_lib::store::Store) -> Result<gix::Repository, RepoError> {
@@ -228,9 +240,12 @@ fn git_repo(store: &jj_lib::store::Store) -> Result<gix::Repository, RepoError> 
         .git_repo())
 }
 
-/// The remote-tracking refs of `origin` in the git store: full name to commit.
-fn remote_refs(git_repo: &gix::Repository) -> Result<BTreeMap<String, ObjectId>, RepoError> {
-    let prefix = format!("refs/remotes/{REMOTE}/");
+/// The remote-tracking refs of `remote` in the git store: full name to commit.
+fn remote_refs(
+    git_repo: &gix::Repository,
+    remote: &RemoteName,
+) -> Result<BTreeMap<String, ObjectId>, RepoError> {
+    let prefix = format!("refs/remotes/{}/", remote.as_str());
     let platform = git_repo.references().map_err(RepoError::jj)?;
     let mut refs = BTreeMap::new();
     for reference in platform.prefixed(prefix.as_str()).map_err(RepoError::jj)? {
@@ -242,14 +257,15 @@ fn remote_refs(git_repo: &gix::Repository) -> Result<BTreeMap<String, ObjectId>,
     Ok(refs)
 }
 
-/// Puts `origin`'s remote-tracking refs back as they were `before` a fetch, so that jj never
+/// Puts `remote`'s remote-tracking refs back as they were `before` a fetch, so that jj never
 /// imports what the fetch brought.
 fn restore_remote_refs(
     git_repo: &gix::Repository,
+    remote: &RemoteName,
     before: &BTreeMap<String, ObjectId>,
 ) -> Result<(), RepoError> {
     use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
-    let now = remote_refs(git_repo)?;
+    let now = remote_refs(git_repo, remote)?;
     let names: std::collections::BTreeSet<&String> = before.keys().chain(now.keys()).collect();
     for name in names {
         let (was, is) = (before.get(name), now.get(name));
@@ -287,29 +303,36 @@ pub(super) fn head(root: &Path, settings: &UserSettings) -> Result<Arc<ReadonlyR
     block_on(loader.load_at_head()).map_err(RepoError::jj)
 }
 
-/// Makes `origin` point at `url` (adding or changing it), or removes it when `url` is None.
+/// Makes git remote `name` point at `url` (adding or changing it), or removes it (and its
+/// remote-tracking bookmarks) when `url` is None.
 pub fn set_remote(
     root: &Path,
     settings: &UserSettings,
+    name: &str,
     url: Option<&str>,
 ) -> Result<(), RepoError> {
+    // jj-lib reads, edits and rewrites the git config file: two remotes' workers (or a
+    // worker and `remote add`) doing so at once would each drop the other's remote.
+    static CONFIG_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _writing = CONFIG_WRITES.lock().unwrap_or_else(|e| e.into_inner());
     let repo = head(root, settings)?;
+    let remote = RemoteName::new(name);
     let names = git::get_all_remote_names(repo.store()).map_err(RepoError::jj)?;
-    let exists = names.iter().any(|n| n.as_str() == REMOTE);
+    let exists = names.iter().any(|n| n.as_str() == name);
     match (url, exists) {
         (Some(url), true) => {
-            git::set_remote_urls(repo.store(), origin(), Some(url), None).map_err(RepoError::jj)
+            git::set_remote_urls(repo.store(), remote, Some(url), None).map_err(RepoError::jj)
         }
         (Some(url), false) => {
             let mut tx = repo.start_transaction();
-            git::add_remote(tx.repo_mut(), origin(), url, None).map_err(RepoError::jj)?;
-            block_on(tx.commit(format!("jjfs: add git remote {REMOTE}"))).map_err(RepoError::jj)?;
+            git::add_remote(tx.repo_mut(), remote, url, None).map_err(RepoError::jj)?;
+            block_on(tx.commit(format!("jjfs: add git remote {name}"))).map_err(RepoError::jj)?;
             Ok(())
         }
         (None, true) => {
             let mut tx = repo.start_transaction();
-            git::remove_remote(tx.repo_mut(), origin()).map_err(RepoError::jj)?;
-            block_on(tx.commit(format!("jjfs: remove git remote {REMOTE}")))
+            git::remove_remote(tx.repo_mut(), remote).map_err(RepoError::jj)?;
+            block_on(tx.commit(format!("jjfs: remove git remote {name}")))
                 .map_err(RepoError::jj)?;
             Ok(())
         }
@@ -317,15 +340,19 @@ pub fn set_remote(
     }
 }
 
-/// Options for importing what a fetch brought: trunk is tracked; commits the remote dropped
-/// are kept (a backup never throws history away).
-fn import_options(settings: &UserSettings, trunk: &str) -> Result<GitImportOptions, RepoError> {
+/// Options for importing what a fetch from `remote` brought: trunk is tracked; commits the
+/// remote dropped are kept (a backup never throws history away).
+fn import_options(
+    settings: &UserSettings,
+    remote: &RemoteName,
+    trunk: &str,
+) -> Result<GitImportOptions, RepoError> {
     let git_settings = GitSettings::from_settings(settings).map_err(RepoError::jj)?;
     Ok(GitImportOptions {
         abandon_unreachable_commits: false,
         record_synthetic_predecessors: git_settings.record_synthetic_predecessors,
         remote_auto_track_bookmarks: HashMap::from([(
-            origin().to_owned(),
+            remote.to_owned(),
             StringMatcher::exact(trunk),
         )]),
     })
@@ -335,14 +362,15 @@ fn import_options(settings: &UserSettings, trunk: &str) -> Result<GitImportOptio
 const NOT_INTEGRATED: &str = "it is not integrated until the remote is fixed";
 const NOT_IMPORTED: &str = "nothing was imported; fix the remote and try again";
 
-/// Fetches `bookmarks` from `origin` into `mut_repo` and imports them, unless the new history
+/// Fetches `bookmarks` from `remote` into `mut_repo` and imports them, unless the new history
 /// holds a commit no workspace may check out (see `validate`): then the remote-tracking refs
 /// are put back and nothing is imported. `known` says whether jj already has a commit.
 /// Returns what the import changed and, when `ask_default_branch` (one more round trip to
 /// the remote), the branch the remote's HEAD names.
 #[allow(clippy::too_many_arguments)]
-fn fetch_origin(
+fn fetch_remote(
     mut_repo: &mut jj_lib::repo::MutableRepo,
+    remote: &RemoteName,
     known: &dyn Fn(&gix::oid) -> bool,
     settings: &UserSettings,
     options: &GitImportOptions,
@@ -353,7 +381,7 @@ fn fetch_origin(
     refused: &'static str,
 ) -> Result<(git::GitImportStats, Option<jj_lib::ref_name::RefNameBuf>), RepoError> {
     let refspecs = git::expand_fetch_refspecs(
-        origin(),
+        remote,
         GitFetchRefExpression {
             bookmark: bookmarks,
             tag: StringExpression::none(),
@@ -361,33 +389,32 @@ fn fetch_origin(
     )
     .map_err(RepoError::jj)?;
     let git_repo = git_repo(mut_repo.store())?;
-    let before = remote_refs(&git_repo)?;
+    let before = remote_refs(&git_repo, remote)?;
     let watch = watch(calls)?;
     let mut fetch = GitFetch::new(mut_repo, subprocess_options(settings, &watch)?, options)
         .map_err(RepoError::jj)?;
     let network = fetch
-        .fetch(origin(), refspecs, &mut *callback, None)
+        .fetch(remote, refspecs, &mut *callback, None)
         .map_err(|e| e.to_string())
         .and_then(|()| match ask_default_branch {
-            true => fetch
-                .get_default_branch(origin())
-                .map_err(|e| e.to_string()),
+            true => fetch.get_default_branch(remote).map_err(|e| e.to_string()),
             false => Ok(None),
         });
     let stopped = watch.finish();
-    let default_branch = network.map_err(|e| network_error(stopped, &git_repo, callback, e))?;
+    let default_branch =
+        network.map_err(|e| network_error(stopped, &git_repo, remote, callback, e))?;
 
     // Check what arrived before jj reads any of it.
-    let after = remote_refs(&git_repo)?;
+    let after = remote_refs(&git_repo, remote)?;
     let mut validator = Validator::new(&git_repo, known);
     for (name, tip) in &after {
         if before.get(name) == Some(tip) {
             continue;
         }
         if let Err(refused_commit) = validator.check(*tip) {
-            restore_remote_refs(&git_repo, &before)?;
+            restore_remote_refs(&git_repo, remote, &before)?;
             let branch = name
-                .strip_prefix(&format!("refs/remotes/{REMOTE}/"))
+                .strip_prefix(&format!("refs/remotes/{}/", remote.as_str()))
                 .unwrap_or(name);
             tracing::warn!(
                 "refused {name} at {tip}: commit {} has {}",
@@ -409,27 +436,32 @@ fn fetch_origin(
 /// Whether the jj index of `repo` has commit `id`.
 fn known_to(repo: &ReadonlyRepo) -> impl Fn(&gix::oid) -> bool + '_ {
     move |id| {
-        let id = jj_lib::backend::CommitId::from_bytes(id.as_bytes());
+        let id = CommitId::from_bytes(id.as_bytes());
         block_on(repo.index().has_id(&id)).unwrap_or(false)
     }
 }
 
-/// Fetches trunk from `origin` and records it in a new operation (the sync actor integrates
-/// it). Returns whether anything changed.
+/// Fetches trunk from remote `name` and records it in a new operation (the sync actor
+/// integrates it). Returns whether trunk has something new to integrate: the remote's trunk
+/// moved, or trunk does not contain it yet (it then becomes a conflict of both sides, which
+/// the actor joins).
 /// A commit whose tree holds an unsafe path is refused (`RepoError::UnsafeCommit`): nothing
 /// is imported, and the next fetch tries again.
 pub fn fetch(
     root: &Path,
     settings: &UserSettings,
+    name: &str,
     trunk: &str,
     calls: &GitCalls,
 ) -> Result<bool, RepoError> {
+    let remote = RemoteName::new(name);
     let repo = head(root, settings)?;
-    let options = import_options(settings, trunk)?;
+    let options = import_options(settings, remote, trunk)?;
     let mut tx = repo.start_transaction();
     let mut callback = Callback::new(None);
-    let (stats, _) = fetch_origin(
+    let (stats, _) = fetch_remote(
         tx.repo_mut(),
+        remote,
         &known_to(&repo),
         settings,
         &options,
@@ -445,14 +477,51 @@ pub fn fetch(
     if tx.repo().get_local_bookmark(trunk_ref).is_absent() && before.is_present() {
         tx.repo_mut().set_local_bookmark_target(trunk_ref, before);
     }
+    let joined = include_remote_trunk(tx.repo_mut(), trunk_ref, remote)?;
     block_on(tx.repo_mut().rebase_descendants()).map_err(RepoError::jj)?;
     if !tx.repo().has_changes() {
         return Ok(false);
     }
-    let changed = !stats.changed_remote_bookmarks.is_empty();
-    block_on(tx.commit(format!("jjfs: fetch {trunk} from git remote {REMOTE}")))
+    let changed = joined || !stats.changed_remote_bookmarks.is_empty();
+    block_on(tx.commit(format!("jjfs: fetch {trunk} from git remote {name}")))
         .map_err(RepoError::jj)?;
     Ok(changed)
+}
+
+/// Makes sure trunk's history contains `remote`'s trunk: when no side of trunk has it (the
+/// histories diverged, or a remote that trunk never met), it becomes one more side of trunk,
+/// for the actor to join. Returns whether trunk changed.
+fn include_remote_trunk(
+    mut_repo: &mut jj_lib::repo::MutableRepo,
+    trunk: &RefName,
+    remote: &RemoteName,
+) -> Result<bool, RepoError> {
+    let symbol = trunk.to_remote_symbol(remote);
+    let Some(tip) = mut_repo
+        .get_remote_bookmark(symbol)
+        .target
+        .as_normal()
+        .cloned()
+    else {
+        return Ok(false);
+    };
+    let local = mut_repo.get_local_bookmark(trunk).clone();
+    let mut sides: Vec<CommitId> = local.added_ids().cloned().collect();
+    for side in &sides {
+        if block_on(mut_repo.index().is_ancestor(&tip, side)).map_err(RepoError::jj)? {
+            return Ok(false);
+        }
+    }
+    sides.push(tip);
+    let target = match sides.as_slice() {
+        [only] => RefTarget::normal(only.clone()),
+        _ => RefTarget::from_merge(Merge::from_removes_adds(
+            vec![None; sides.len() - 1],
+            sides.into_iter().map(Some),
+        )),
+    };
+    mut_repo.set_local_bookmark_target(trunk, target);
+    Ok(true)
 }
 
 /// What a push did.
@@ -461,33 +530,35 @@ pub enum Pushed {
     /// The remote already had trunk as it is here.
     UpToDate,
     Pushed,
-    /// The remote moved since the last fetch: fetch and integrate, then push again.
+    /// The remote moved since the last fetch, or trunk is still to be settled: fetch and
+    /// integrate, then push again.
     RemoteMoved,
 }
 
-/// Pushes trunk to `origin` if the remote's trunk is an ancestor of ours (never forcing).
+/// Pushes trunk to remote `name` if the remote's trunk is an ancestor of ours (never
+/// forcing). Nothing runs when the remote already has trunk as it is here.
 pub fn push(
     root: &Path,
     settings: &UserSettings,
+    name: &str,
     trunk: &str,
     calls: &GitCalls,
 ) -> Result<Pushed, RepoError> {
+    let remote = RemoteName::new(name);
     let repo = head(root, settings)?;
     let trunk_ref = RefName::new(trunk);
     let view = repo.view();
     let refs = LocalAndRemoteRef {
         local_target: view.get_local_bookmark(trunk_ref),
-        remote_ref: view.get_remote_bookmark(trunk_ref.to_remote_symbol(origin())),
+        remote_ref: view.get_remote_bookmark(trunk_ref.to_remote_symbol(remote)),
     };
     let update = match classify_ref_push_action(refs) {
         RefPushAction::Update(update) => update,
         RefPushAction::AlreadyMatches => return Ok(Pushed::UpToDate),
-        RefPushAction::LocalConflicted => {
-            return Err(RepoError::Remote(format!(
-                "{trunk} is conflicted locally; it is settled at the next sync"
-            )));
-        }
-        RefPushAction::RemoteConflicted | RefPushAction::RemoteUntracked => {
+        // Trunk is being joined with another side: the actor settles it.
+        RefPushAction::LocalConflicted
+        | RefPushAction::RemoteConflicted
+        | RefPushAction::RemoteUntracked => {
             return Ok(Pushed::RemoteMoved);
         }
     };
@@ -507,13 +578,13 @@ pub fn push(
     let pushed = git::push_refs(
         tx.repo_mut(),
         subprocess_options(settings, &watch)?,
-        origin(),
+        remote,
         &targets,
         &mut callback,
         &GitPushOptions::default(),
     );
     let stopped = watch.finish();
-    let stats = pushed.map_err(|e| network_error(stopped, &git_repo, &callback, e))?;
+    let stats = pushed.map_err(|e| network_error(stopped, &git_repo, remote, &callback, e))?;
     if !stats.remote_rejected.is_empty() {
         let why: Vec<String> = stats
             .remote_rejected
@@ -531,18 +602,40 @@ pub fn push(
     if !stats.rejected.is_empty() {
         return Ok(Pushed::RemoteMoved);
     }
-    block_on(tx.commit(format!("jjfs: push {trunk} to git remote {REMOTE}")))
+    block_on(tx.commit(format!("jjfs: push {trunk} to git remote {name}")))
         .map_err(RepoError::jj)?;
     Ok(Pushed::Pushed)
 }
 
-/// The commit the remote's trunk points at, as last fetched.
-pub fn remote_trunk(repo: &ReadonlyRepo, trunk: &str) -> Option<jj_lib::backend::CommitId> {
+/// Where each remote's trunk points, as last fetched or pushed: (remote, commit).
+pub fn remote_trunks(repo: &dyn jj_lib::repo::Repo, trunk: &str) -> Vec<(String, CommitId)> {
     repo.view()
-        .get_remote_bookmark(RefName::new(trunk).to_remote_symbol(origin()))
+        .all_remote_bookmarks()
+        .filter(|(symbol, _)| {
+            symbol.name.as_str() == trunk && symbol.remote != git::REMOTE_NAME_FOR_LOCAL_GIT_REPO
+        })
+        .filter_map(|(symbol, r)| {
+            let id = r.target.as_normal()?.clone();
+            Some((symbol.remote.as_str().to_owned(), id))
+        })
+        .collect()
+}
+
+/// Where remote `name`'s trunk points as this repo last saw it (hex), if anywhere.
+pub fn known_remote_trunk(
+    root: &Path,
+    settings: &UserSettings,
+    name: &str,
+    trunk: &str,
+) -> Result<Option<String>, RepoError> {
+    let repo = head(root, settings)?;
+    let symbol = RefName::new(trunk).to_remote_symbol(RemoteName::new(name));
+    Ok(repo
+        .view()
+        .get_remote_bookmark(symbol)
         .target
         .as_normal()
-        .cloned()
+        .map(jj_lib::object_id::ObjectId::hex))
 }
 
 /// Fills a new repo (created without a first commit) from the git repository at `url`:
@@ -557,7 +650,7 @@ pub fn clone_into(
     progress: &mut dyn GitProgressSink,
     calls: &GitCalls,
 ) -> Result<(String, bool), RepoError> {
-    set_remote(root, settings, Some(url))?;
+    set_remote(root, settings, REMOTE, Some(url))?;
     let repo = head(root, settings)?;
     let options = GitImportOptions {
         abandon_unreachable_commits: false,
@@ -566,8 +659,9 @@ pub fn clone_into(
     };
     let mut tx = repo.start_transaction();
     let mut callback = Callback::new(Some(progress));
-    let (_, default_branch) = fetch_origin(
+    let (_, default_branch) = fetch_remote(
         tx.repo_mut(),
+        origin(),
         &known_to(&repo),
         settings,
         &options,

@@ -9,6 +9,8 @@
 //! - `Jjfs-Both-Sides:`: the change that kept both sides of a conflict between a file and a
 //!   folder (or a symlink) by moving one aside.
 //! - `Jjfs-Restored-From:`, `Jjfs-Undone:`: history changes.
+//! - `jjfs: join the histories of ...` + `Jjfs-Join:`: the merge commit that joins trunks
+//!   that diverged on different remotes (what a remote has is never rewritten).
 
 use uuid::Uuid;
 
@@ -53,6 +55,16 @@ pub fn both_sides(moves: &[(String, String)], repo: &str) -> String {
             .join(", "),
         list.join("\n"),
         moves.len()
+    )
+}
+
+/// The merge commit that joins trunk as each of `remotes` has it (one entry per parent,
+/// naming the remotes that have that side).
+pub fn join(remotes: &[&str], repo: &str) -> String {
+    format!(
+        "jjfs: join the histories of {}\n\nJjfs-Join: {}\n{REPO_TRAILER}{repo}\n",
+        remotes.join(" and "),
+        remotes.len()
     )
 }
 

@@ -5,6 +5,7 @@
 //! is a plain blocking function that drives the future to completion on the caller's thread
 //! (a sync actor's thread, or a blocking task of the daemon).
 
+pub mod advertise;
 pub mod create;
 pub mod deadline;
 pub mod git;

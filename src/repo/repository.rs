@@ -215,6 +215,16 @@ impl Repository {
             .unwrap_or_else(|_| GitIgnoreFile::empty())
     }
 
+    /// Where trunk points in the latest loaded repo (hex; None if missing or conflicted).
+    pub fn trunk_id(&self) -> Option<String> {
+        use jj_lib::object_id::ObjectId as _;
+        self.repo
+            .view()
+            .get_local_bookmark(jj_lib::ref_name::RefName::new(&self.trunk))
+            .as_normal()
+            .map(|id| id.hex())
+    }
+
     /// The commit trunk points at (None if the bookmark is missing or conflicted).
     pub fn trunk_commit(&self, repo: &ReadonlyRepo) -> Result<Option<Commit>, RepoError> {
         super::create::trunk_commit(repo, &self.trunk)

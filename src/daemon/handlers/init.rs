@@ -50,7 +50,9 @@ pub(super) async fn init(
             .map_err(repo_error),
     })
     .await?;
-    repo_config.remote = from;
+    if let Some(url) = &from {
+        repo_config.set_remote(crate::config::DEFAULT_REMOTE, url);
+    }
     let trunk = repo_config.trunk.clone();
     let saved = daemon.update_config(|config| {
         config.repos.insert(params.name.clone(), repo_config);

@@ -2,7 +2,9 @@
 
 use super::super::state::Daemon;
 use super::rfc3339;
-use crate::api::{DaemonInfo, RemoteState, RepoStatus, Skipped, StatusParams, StatusResult};
+use crate::api::{
+    DaemonInfo, RemoteInfo, RemoteState, RepoStatus, Skipped, StatusParams, StatusResult,
+};
 
 pub(super) fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
     let config = daemon.config();
@@ -19,20 +21,18 @@ pub(super) fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
             if params.verbose {
                 recent.extend(live.recent.iter().map(|line| format!("{name}: {line}")));
             }
-            let remote_state = match (&repo.remote, &live.remote.last_error) {
-                (None, _) => RemoteState::None,
-                (Some(_), Some(_)) => RemoteState::Delayed,
-                (Some(_), None) => RemoteState::Ok,
-            };
+            let remotes = super::remote::remote_infos(repo, &live);
+            let principal = super::remote::principal(&remotes).cloned();
+            let field = |get: fn(&RemoteInfo) -> Option<String>| principal.as_ref().and_then(get);
             RepoStatus {
                 name: name.clone(),
                 trunk: repo.trunk.clone(),
-                remote: repo.remote.clone(),
-                remote_state,
-                last_push: rfc3339(live.remote.last_push),
-                last_fetch: rfc3339(live.remote.last_fetch),
-                last_error: live.remote.last_error.clone(),
-                next_retry: rfc3339(live.remote.next_retry),
+                remote: principal.as_ref().map(|r| r.url.clone()),
+                remote_state: principal.as_ref().map_or(RemoteState::None, |r| r.state),
+                last_push: field(|r| r.last_push.clone()),
+                last_fetch: field(|r| r.last_fetch.clone()),
+                last_error: field(|r| r.last_error.clone()),
+                next_retry: field(|r| r.next_retry.clone()),
                 conflicts: live.conflicts.clone(),
                 skipped: live
                     .skipped
@@ -43,6 +43,7 @@ pub(super) fn status(daemon: &Daemon, params: StatusParams) -> StatusResult {
                         mount: skipped.mount.clone(),
                     })
                     .collect(),
+                remotes,
                 last_sync: rfc3339(live.last_sync),
                 history_commits: live.history_commits,
                 history_bytes: live.history_bytes,

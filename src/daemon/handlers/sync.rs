@@ -16,6 +16,7 @@ pub(super) async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<Syn
     };
     let mut failures = Vec::new();
     let mut warnings = Vec::new();
+    let mut synced = Vec::new();
     // Paused mounts are skipped, and said so in one line.
     let config = daemon.config();
     let paused: Vec<String> = config
@@ -40,19 +41,24 @@ pub(super) async fn sync(daemon: &Arc<Daemon>, params: SyncParams) -> Result<Syn
             }
         };
         match handle.ask(|reply| Event::Sync { reply }).await {
-            Ok(held) => warnings.extend(held),
-            Err(err) => {
-                failures.push(format!("repo {name}: {err}"));
-                continue;
+            Ok(held) => {
+                warnings.extend(held);
+                synced.push(handle);
             }
+            Err(err) => failures.push(format!("repo {name}: {err}")),
         }
-        // The remote after the local barrier: its failure is a warning, not a failed sync.
-        let remote = handle.clone();
-        let result = tokio::task::spawn_blocking(move || remote.sync_remote())
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        if let Err(err) = result {
-            warnings.push(format!("remote of repo {name}: {err}"));
+    }
+    // The remotes after the local barrier, every remote of every repo at once, within one
+    // bound: their failures are warnings, not a failed sync.
+    let deadline = std::time::Instant::now() + crate::remote::sync_bound();
+    let remotes: Vec<_> = synced
+        .into_iter()
+        .map(|handle| tokio::task::spawn_blocking(move || handle.sync_remotes(deadline)))
+        .collect();
+    for remote in remotes {
+        match remote.await {
+            Ok(found) => warnings.extend(found),
+            Err(err) => warnings.push(format!("remote: {err}")),
         }
     }
     if !failures.is_empty() {

@@ -11,6 +11,7 @@ use jj_lib::op_store::RefTarget;
 use jj_lib::ref_name::RefName;
 use jj_lib::repo::{MutableRepo, ReadonlyRepo, Repo as _};
 use jj_lib::repo_path::RepoPathBuf;
+use jj_lib::rewrite::{CommitRewriter, EmptyBehavior};
 
 use super::prepare::{Prepared, merge3};
 use crate::repo::messages;
@@ -42,7 +43,8 @@ impl Repository {
     ) -> Result<Integrated, RepoError> {
         let mut tx = repo.start_transaction();
         let trunk_name = RefName::new(&self.trunk).to_owned();
-        let (old_trunk, mut rewritten) = resolve_trunk(tx.repo_mut(), &trunk_name, prepared)?;
+        let (old_trunk, mut rewritten) =
+            resolve_trunk(tx.repo_mut(), &trunk_name, prepared, now, &self.name)?;
         let mut tip = old_trunk.clone();
         let mut commits = 0;
         // Commits that leave the view: old working-copy commits and held commits.
@@ -236,13 +238,20 @@ fn is_discardable(repo: &MutableRepo, commit: &Commit) -> Result<bool, RepoError
 }
 
 /// The commit trunk points at, settling a bookmark that concurrent operations (or a fetch
-/// that found the remote diverged) left conflicted, by rebasing the other sides onto the
-/// remote's side (so that the result can be pushed without forcing), or onto the first side.
-/// Returns trunk and the commits it rewrote on the way.
+/// that found a remote diverged) left with several sides. Returns trunk and the commits it
+/// rewrote on the way.
+///
+/// Nothing a remote has is ever rewritten (other machines build on it): the sides' commits
+/// that some remote's trunk contains stay as they are, joined by a merge commit when they
+/// diverged. Only commits no remote has yet are rebased, one after another, onto the result,
+/// so a machine's unpushed work lines up after what others pushed (and a change that is
+/// already there, pushed twice, is dropped).
 fn resolve_trunk(
     mut_repo: &mut MutableRepo,
     trunk: &RefName,
     prepared: &[Prepared],
+    now: &Signature,
+    repo_name: &str,
 ) -> Result<(Commit, HashSet<CommitId>), RepoError> {
     let mut rewritten = HashSet::new();
     let target = mut_repo.get_local_bookmark(trunk).clone();
@@ -264,34 +273,105 @@ fn resolve_trunk(
         mut_repo.set_local_bookmark_target(trunk, RefTarget::normal(commit.id().clone()));
         return Ok((commit, rewritten));
     }
-    // The side that contains all others wins outright; otherwise the others' commits are
-    // rebased, one after another, onto the remote's side when it is one of them.
-    let mut heads = block_on(mut_repo.index().heads(&mut adds.iter())).map_err(RepoError::jj)?;
-    let remote = crate::repo::git::remote_trunk(mut_repo.base_repo(), trunk.as_str());
-    heads.sort_by_key(|id| Some(id) != remote.as_ref());
-    let mut tip = mut_repo
-        .store()
-        .get_commit(&heads[0])
-        .map_err(RepoError::jj)?;
-    for other in &heads[1..] {
-        let other = mut_repo.store().get_commit(other).map_err(RepoError::jj)?;
-        for commit in chain_to(mut_repo, &other, tip.id(), true)? {
+    let heads = block_on(mut_repo.index().heads(&mut adds.iter())).map_err(RepoError::jj)?;
+    let published = published_heads(mut_repo, trunk, &heads)?;
+    let mut tip = base_of(mut_repo, &heads, &published, now, repo_name)?;
+    for head in &heads {
+        let head = mut_repo.store().get_commit(head).map_err(RepoError::jj)?;
+        for commit in chain_to(mut_repo, &head, tip.id(), true)? {
             rewritten.insert(commit.id().clone());
             // A second history's "create repository" commit has nothing to bring.
             if commit.description() == messages::CREATE_REPOSITORY && is_empty(mut_repo, &commit)? {
                 mut_repo.record_abandoned_commit(&commit);
                 continue;
             }
-            tip = block_on(jj_lib::rewrite::rebase_commit(
-                mut_repo,
-                commit,
-                vec![tip.id().clone()],
-            ))
+            let rebased = block_on(
+                CommitRewriter::new(mut_repo, commit, vec![tip.id().clone()])
+                    .rebase_with_empty_behavior(EmptyBehavior::AbandonNewlyEmpty),
+            )
             .map_err(RepoError::jj)?;
+            if let Some(builder) = rebased {
+                tip = block_on(builder.write()).map_err(RepoError::jj)?;
+            }
         }
     }
     mut_repo.set_local_bookmark_target(trunk, RefTarget::normal(tip.id().clone()));
     Ok((tip, rewritten))
+}
+
+/// The remotes' trunks that trunk's sides (`heads`) contain, without those another of them
+/// contains: what has left the machine, as (remote, commit), sorted by commit.
+fn published_heads(
+    mut_repo: &MutableRepo,
+    trunk: &RefName,
+    heads: &[CommitId],
+) -> Result<Vec<(String, CommitId)>, RepoError> {
+    let index = mut_repo.index();
+    let mut contained = Vec::new();
+    for (remote, id) in
+        crate::repo::git::remote_trunks(mut_repo.base_repo().as_ref(), trunk.as_str())
+    {
+        for head in heads {
+            if block_on(index.is_ancestor(&id, head)).map_err(RepoError::jj)? {
+                contained.push((remote, id));
+                break;
+            }
+        }
+    }
+    let ids: Vec<CommitId> = contained.iter().map(|(_, id)| id.clone()).collect();
+    let mut tops = block_on(index.heads(&mut ids.iter())).map_err(RepoError::jj)?;
+    tops.sort();
+    Ok(tops
+        .into_iter()
+        .map(|id| {
+            let remotes: Vec<&str> = contained
+                .iter()
+                .filter(|(_, c)| *c == id)
+                .map(|(r, _)| r.as_str())
+                .collect();
+            (remotes.join(", "), id)
+        })
+        .collect())
+}
+
+/// Where the settled trunk starts: the first side that contains everything `published`
+/// (every side when nothing is), else a merge commit of the published commits.
+fn base_of(
+    mut_repo: &mut MutableRepo,
+    heads: &[CommitId],
+    published: &[(String, CommitId)],
+    now: &Signature,
+    repo_name: &str,
+) -> Result<Commit, RepoError> {
+    for head in heads {
+        let mut contains_all = true;
+        for (_, id) in published {
+            if !block_on(mut_repo.index().is_ancestor(id, head)).map_err(RepoError::jj)? {
+                contains_all = false;
+                break;
+            }
+        }
+        if contains_all {
+            return mut_repo.store().get_commit(head).map_err(RepoError::jj);
+        }
+    }
+    let parents: Vec<Commit> = published
+        .iter()
+        .map(|(_, id)| mut_repo.store().get_commit(id))
+        .collect::<Result<_, _>>()
+        .map_err(RepoError::jj)?;
+    let tree =
+        block_on(jj_lib::rewrite::merge_commit_trees(mut_repo, &parents)).map_err(RepoError::jj)?;
+    let remotes: Vec<&str> = published.iter().map(|(r, _)| r.as_str()).collect();
+    block_on(
+        mut_repo
+            .new_commit(parents.iter().map(|c| c.id().clone()).collect(), tree)
+            .set_description(messages::join(&remotes, repo_name))
+            .set_author(now.clone())
+            .set_committer(now.clone())
+            .write(),
+    )
+    .map_err(RepoError::jj)
 }
 
 pub(super) fn is_empty(repo: &MutableRepo, commit: &Commit) -> Result<bool, RepoError> {
