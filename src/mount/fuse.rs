@@ -20,6 +20,12 @@ use super::passthrough::{Caller, Entry, Opened, Passthrough, SetAttr, TTL, Xattr
 /// made, and a user's change is reported when its handle is released.
 const OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
 
+/// Without kernel passthrough, file data is cached by the kernel across opens too: every
+/// change made through the mount keeps that cache true, and a change made directly in the
+/// backing directory drops it (`Mount::invalidate`). The kernel refuses the flag with
+/// passthrough, where data never passes through its cache anyway.
+const CACHED_OPEN_FLAGS: FopenFlags = OPEN_FLAGS.union(FopenFlags::FOPEN_KEEP_CACHE);
+
 /// The mount's `fuser::Filesystem`.
 pub(crate) struct Fuse {
     core: Passthrough,
@@ -104,7 +110,7 @@ fn written(reply: ReplyWrite, n: u32) {
 fn opened(reply: ReplyOpen, opened: Opened) {
     match opened.backing {
         Some(id) => reply.opened_passthrough(FileHandle(opened.fh), OPEN_FLAGS, &id),
-        None => reply.opened(FileHandle(opened.fh), OPEN_FLAGS),
+        None => reply.opened(FileHandle(opened.fh), CACHED_OPEN_FLAGS),
     }
 }
 
@@ -114,7 +120,13 @@ fn created(reply: ReplyCreate, (entry, opened): (Entry, Opened)) {
         Some(id) => {
             reply.created_passthrough(&entry.ttl, &entry.attr, Generation(0), fh, OPEN_FLAGS, &id)
         }
-        None => reply.created(&entry.ttl, &entry.attr, Generation(0), fh, OPEN_FLAGS),
+        None => reply.created(
+            &entry.ttl,
+            &entry.attr,
+            Generation(0),
+            fh,
+            CACHED_OPEN_FLAGS,
+        ),
     }
 }
 

@@ -30,10 +30,13 @@ pub const HIDDEN: &str = ".jj";
 
 type Result<T> = std::result::Result<T, Errno>;
 
-/// How long the kernel may trust names and attributes without asking again. Changes made
-/// through the mount keep the kernel's caches true; changes made directly in the backing
-/// directory are invalidated by the mount's owner (see `Mount::invalidate`).
-pub(crate) const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may trust names and attributes without asking again: long, because
+/// every change reaches the daemon. Changes made through the mount keep the kernel's caches
+/// true by construction (the engine's swaps of whole files invalidate the names they
+/// replace); changes made directly in the backing directory are invalidated exactly by the
+/// mount's owner once its watcher sees them (`Mount::invalidate`), and a full scan (`jjfs
+/// sync`, the periodic rescan) drops the whole cache (`Mount::invalidate_all`).
+pub(crate) const TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Who sent a request: the calling thread and its user and group.
 #[derive(Clone, Copy, Debug)]
