@@ -7,6 +7,8 @@
 //! configuration (default 100); JJFS_BENCH_DIR the disk (default /var/tmp);
 //! JJFS_BENCH_QUICK=1 runs only the small configurations; JJFS_BENCH_ONLY runs only the
 //! configurations it names, comma-separated: `MOUNTSxFILES` (`100x1000`) or `burst`.
+//! JJFS_BENCH_LOG_DIR keeps each configuration's daemon log there (with JJFS_LOG=debug it
+//! holds every step's timings: a profile without a profiler).
 
 mod support;
 
@@ -210,6 +212,13 @@ fn run_config(base: &Path, mounts: usize, files: usize, rounds: usize) {
         quantile_ms(&last_event, 0.5),
         quantile_ms(&last_event, 0.99)
     );
+    if let Some(dir) = std::env::var_os("JJFS_BENCH_LOG_DIR") {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::copy(
+            env.home().join("sync.log"),
+            Path::new(&dir).join(format!("{mounts}x{files}.log")),
+        );
+    }
     let rss_goal = goal
         .and_then(|t| t.rss_mib)
         .map_or(String::new(), |ceiling| {

@@ -14,7 +14,7 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use super::passthrough::{Caller, Entry, Opened, Passthrough, SetAttr, TTL, Xattr};
+use super::passthrough::{Caller, Entry, Opened, Passthrough, SetAttr, Xattr, ttl};
 
 /// Open files need no FLUSH round trip on close: writes reach the backing file as they are
 /// made, and a user's change is reported when its handle is released.
@@ -92,11 +92,11 @@ fn empty(reply: ReplyEmpty, (): ()) {
 }
 
 fn attr(reply: ReplyAttr, attr: FileAttr) {
-    reply.attr(&TTL, &attr);
+    reply.attr(&ttl(), &attr);
 }
 
 fn entry(reply: ReplyEntry, attr: FileAttr) {
-    reply.entry(&TTL, &attr, Generation(0));
+    reply.entry(&ttl(), &attr, Generation(0));
 }
 
 fn data(reply: ReplyData, data: Vec<u8>) {
@@ -173,7 +173,7 @@ impl Filesystem for Fuse {
         answer(
             reply,
             self.core.lookup(&caller(req), parent.0, name),
-            |r, e| r.entry_with_ttls(&TTL, &e.ttl, &e.attr, Generation(0)),
+            |r, e| r.entry_with_ttls(&ttl(), &e.ttl, &e.attr, Generation(0)),
         );
     }
 
@@ -427,7 +427,7 @@ impl Filesystem for Fuse {
         let result = self
             .core
             .readdirplus(ino.0, fh.0, offset, |name, next, attr| {
-                reply.add(attr.ino, next, name, &TTL, attr, Generation(0))
+                reply.add(attr.ino, next, name, &ttl(), attr, Generation(0))
             });
         answer(reply, result, |r, ()| r.ok());
     }

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{BackingId, Errno, FileAttr, FileType, INodeNo, Notifier, TimeOrNow};
@@ -36,7 +36,17 @@ type Result<T> = std::result::Result<T, Errno>;
 /// replace); changes made directly in the backing directory are invalidated exactly by the
 /// mount's owner once its watcher sees them (`Mount::invalidate`), and a full scan (`jjfs
 /// sync`, the periodic rescan) drops the whole cache (`Mount::invalidate_all`).
-pub(crate) const TTL: Duration = Duration::from_secs(24 * 3600);
+/// `JJFS_CACHE_TTL_SECS` overrides it (to measure against short lifetimes).
+pub(crate) fn ttl() -> Duration {
+    static TTL: LazyLock<Duration> = LazyLock::new(|| {
+        let secs = std::env::var("JJFS_CACHE_TTL_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(24 * 3600);
+        Duration::from_secs(secs)
+    });
+    *TTL
+}
 
 /// Who sent a request: the calling thread and its user and group.
 #[derive(Clone, Copy, Debug)]
@@ -309,7 +319,7 @@ impl Passthrough {
         let ttl = if self.shared.updates.is_in_flux(parent, name) {
             Duration::ZERO
         } else {
-            TTL
+            ttl()
         };
         Ok(Entry {
             attr: self.attr(&st),
@@ -574,7 +584,7 @@ impl Passthrough {
                 let st = sys::stat_fd(file.as_fd())?;
                 let inode = self.shared.inodes.created((dir.ino, name.to_owned()), &st);
                 self.report_names(caller, &dir, &[name]);
-                (inode, st, file, TTL)
+                (inode, st, file, ttl())
             }
         };
         let entry = Entry {
