@@ -1,11 +1,16 @@
 //! Propagation: from the close() of a write in one mount to the new content being readable in
 //! the last of the other mounts; when a file watcher in another mount hears of it; a burst
-//! of 1,000 files; the daemon's memory and idle CPU. Prints p50/p99 over many changes.
+//! of 1,000 files; the daemon's memory and idle CPU. Prints p50 (the median) and p99 over
+//! many changes, with issue 17's targets beside them.
 //!
 //! `cargo bench --bench propagation` (as root). JJFS_BENCH_ROUNDS sets the changes per
 //! configuration (default 100); JJFS_BENCH_DIR the disk (default /var/tmp);
 //! JJFS_BENCH_QUICK=1 runs only the small configurations. Each configuration runs over FUSE
 //! mounts and over direct mounts, side by side (JJFS_BENCH_MODE=fuse or direct: one only).
+//! JJFS_BENCH_ONLY runs only the
+//! configurations it names, comma-separated: `MOUNTSxFILES` (`100x1000`) or `burst`.
+//! JJFS_BENCH_LOG_DIR keeps each configuration's daemon log there (with JJFS_LOG=debug it
+//! holds every step's timings: a profile without a profiler).
 
 mod support;
 
@@ -16,14 +21,45 @@ use std::time::{Duration, Instant};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use support::{Env, cpu_seconds, quantile_ms, rss_mib, wait};
 
+/// Issue 17's targets for one configuration (mounts, files): p50 and p99 of write-close ->
+/// readable in the last mount, in ms, and the daemon's resident memory, in MiB.
+struct Target {
+    p50_ms: f64,
+    p99_ms: f64,
+    rss_mib: Option<f64>,
+}
+
+fn target(mounts: usize, files: usize) -> Option<Target> {
+    match (mounts, files) {
+        (20, 10_000) => Some(Target {
+            p50_ms: 50.0,
+            p99_ms: 150.0,
+            rss_mib: None,
+        }),
+        (100, 1000) => Some(Target {
+            p50_ms: 100.0,
+            p99_ms: 200.0,
+            rss_mib: Some(48.0),
+        }),
+        _ => None,
+    }
+}
+
+/// The burst's target: 1,000 files in all of 20 mounts within this many seconds.
+const BURST_TARGET_SECS: f64 = 2.0;
+
 fn main() {
     let base = support::bench_dir();
     let rounds = support::env_count("JJFS_BENCH_ROUNDS", 100);
     let quick = std::env::var_os("JJFS_BENCH_QUICK").is_some();
+    let only: Option<Vec<String>> = std::env::var("JJFS_BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     let configs: &[(usize, usize)] = if quick {
         &[(2, 100), (20, 100)]
     } else {
-        &[(2, 100), (20, 100), (2, 10_000), (20, 10_000)]
+        &[(2, 100), (20, 100), (2, 10_000), (20, 10_000), (100, 1000)]
     };
     println!(
         "propagation: {rounds} changes per configuration, under {}",
@@ -35,13 +71,23 @@ fn main() {
         _ => vec!["fuse", "direct"],
     };
     for &(mounts, files) in configs {
-        for &mode in &modes {
-            run_config(&base, mode, mounts, files, rounds);
+        if wanted(&format!("{mounts}x{files}")) {
+            for &mode in &modes {
+                run_config(&base, mode, mounts, files, rounds);
+            }
         }
     }
-    for &mode in &modes {
-        burst(&base, mode, 20, 1000);
+    if wanted("burst") {
+        for &mode in &modes {
+            burst(&base, mode, 20, 1000);
+        }
     }
+}
+
+/// " (target ...: met)" for a figure against its ceiling.
+fn versus(value: f64, ceiling: f64, unit: &str) -> String {
+    let verdict = if value < ceiling { "met" } else { "MISSED" };
+    format!(" (target under {ceiling:.0} {unit}: {verdict})")
 }
 
 /// A repo of `files` files in directories of 100, opened `mounts` times.
@@ -162,10 +208,17 @@ fn run_config(base: &Path, mode: &str, mounts: usize, files: usize, rounds: usiz
     let idle_cpu = cpu_seconds(pid) - cpu0;
     let idle_commits = env.trunk_commits(&all[0]) - commits;
     let rss_after = rss_mib(pid);
-    println!(
-        "[{mode}] {mounts} mounts x {files} files (setup {setup_secs:.0} s): write-close -> readable in the last mount: p50 {:.1} ms, p99 {:.1} ms",
+    let goal = target(mounts, files);
+    let (p50, p99) = (
         quantile_ms(&propagation, 0.5),
-        quantile_ms(&propagation, 0.99)
+        quantile_ms(&propagation, 0.99),
+    );
+    println!(
+        "[{mode}] {mounts} mounts x {files} files (setup {setup_secs:.0} s): write-close -> readable in the last mount: p50 {p50:.1} ms{}, p99 {p99:.1} ms{}",
+        goal.as_ref()
+            .map_or(String::new(), |t| versus(p50, t.p50_ms, "ms")),
+        goal.as_ref()
+            .map_or(String::new(), |t| versus(p99, t.p99_ms, "ms")),
     );
     println!(
         "  inotify event in mount B: p50 {:.1} ms, p99 {:.1} ms; in the last mount: p50 {:.1} ms, p99 {:.1} ms",
@@ -174,8 +227,20 @@ fn run_config(base: &Path, mode: &str, mounts: usize, files: usize, rounds: usiz
         quantile_ms(&last_event, 0.5),
         quantile_ms(&last_event, 0.99)
     );
+    if let Some(dir) = std::env::var_os("JJFS_BENCH_LOG_DIR") {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::copy(
+            env.home().join("sync.log"),
+            Path::new(&dir).join(format!("{mode}-{mounts}x{files}.log")),
+        );
+    }
+    let rss_goal = goal
+        .and_then(|t| t.rss_mib)
+        .map_or(String::new(), |ceiling| {
+            versus(rss_before.max(rss_after), ceiling, "MiB")
+        });
     println!(
-        "  daemon RSS {rss_before:.1} MiB after setup, {rss_after:.1} MiB after the changes; idle 5 s: {idle_cpu:.2} s CPU, {idle_commits} commits"
+        "  daemon RSS (VmRSS) {rss_before:.1} MiB after setup, {rss_after:.1} MiB after the changes{rss_goal}; idle 5 s: {idle_cpu:.2} s CPU, {idle_commits} commits"
     );
 }
 
@@ -206,8 +271,9 @@ fn burst(base: &Path, mode: &str, mounts: usize, count: usize) {
     let everywhere = t0.elapsed();
     let commits = env.trunk_commits(&all[0]) - before;
     println!(
-        "[{mode}] burst: {count} files written in {:.2} s reached all {mounts} mounts in {:.2} s, as {commits} commits",
+        "[{mode}] burst: {count} files written in {:.2} s reached all {mounts} mounts in {:.2} s{}, as {commits} commits",
         written.as_secs_f64(),
-        everywhere.as_secs_f64()
+        everywhere.as_secs_f64(),
+        versus(everywhere.as_secs_f64(), BURST_TARGET_SECS, "s"),
     );
 }

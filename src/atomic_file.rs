@@ -17,7 +17,23 @@ pub(crate) fn write_data(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     replace(path, contents, false)
 }
 
+/// Like `write_data`, but without syncing the file either: a reader still sees the old file
+/// or the new one, but after a crash the file may be the old one, the new one, or empty
+/// (for caches that are checked against what they describe before they are trusted).
+pub(crate) fn write_unsynced(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    replace_with(path, contents, false, false)
+}
+
 fn replace(path: &Path, contents: &[u8], sync_dir: bool) -> std::io::Result<()> {
+    replace_with(path, contents, true, sync_dir)
+}
+
+fn replace_with(
+    path: &Path,
+    contents: &[u8],
+    sync_data: bool,
+    sync_dir: bool,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -32,7 +48,9 @@ fn replace(path: &Path, contents: &[u8], sync_dir: bool) -> std::io::Result<()> 
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)?;
     tmp.write_all(contents)?;
-    tmp.as_file().sync_data()?;
+    if sync_data {
+        tmp.as_file().sync_data()?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     if sync_dir {
         std::fs::File::open(dir)?.sync_all()?;

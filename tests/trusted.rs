@@ -422,3 +422,38 @@ fn racing_writers_never_lose_their_last_write() {
     );
     wait_gone(&mounts[0].join("never-created"));
 }
+
+/// The kernel keeps a mount's names and attributes for a day; an edit made directly in the
+/// backing directory under them must still show through that mount once `jjfs sync` returns.
+#[test]
+fn a_backing_edit_under_warm_kernel_caches_shows_after_sync() {
+    let env = TestEnv::new();
+    let mounts = env.with_mounts(1);
+    let a = &mounts[0];
+    std::fs::write(a.join("grows.txt"), "short\n").unwrap();
+    std::fs::write(a.join("goes.txt"), "here\n").unwrap();
+    std::fs::create_dir(a.join("dir")).unwrap();
+    env.ok(&["sync"]);
+    // Warm the kernel's caches of every name and attribute involved.
+    for _ in 0..3 {
+        assert_eq!(std::fs::metadata(a.join("grows.txt")).unwrap().len(), 6);
+        assert!(a.join("goes.txt").exists());
+        assert!(std::fs::read_dir(a.join("dir")).unwrap().next().is_none());
+    }
+    let backing = env.workspace_of(a);
+    std::fs::write(backing.join("grows.txt"), "much longer now\n").unwrap();
+    std::fs::remove_file(backing.join("goes.txt")).unwrap();
+    std::fs::write(backing.join("dir/new.txt"), "new\n").unwrap();
+    env.ok(&["sync"]);
+    let meta = std::fs::metadata(a.join("grows.txt")).unwrap();
+    assert_eq!(meta.len(), 16, "stale size through the mount");
+    assert_eq!(
+        read(&a.join("grows.txt")).as_deref(),
+        Some("much longer now\n")
+    );
+    assert!(
+        std::fs::symlink_metadata(a.join("goes.txt")).is_err(),
+        "a name removed in the backing directory still stats through the mount"
+    );
+    assert_eq!(read(&a.join("dir/new.txt")).as_deref(), Some("new\n"));
+}

@@ -6,7 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub const JJFS: &str = env!("CARGO_BIN_EXE_jjfs");
+/// The `jjfs` binary the benchmarks run: this build's, or `jjfs` in the directory
+/// `JJFS_BENCH_BIN` names (another build to compare with; its `jjfsd` must sit beside it).
+pub fn jjfs_binary() -> PathBuf {
+    match std::env::var_os("JJFS_BENCH_BIN") {
+        Some(dir) => PathBuf::from(dir).join("jjfs"),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_jjfs")),
+    }
+}
 
 pub struct Env {
     dir: tempfile::TempDir,
@@ -49,7 +56,7 @@ impl Env {
     }
 
     pub fn jjfs(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new(JJFS);
+        let mut cmd = Command::new(jjfs_binary());
         cmd.env("JJFS_HOME", self.home())
             .current_dir(self.work())
             .args(args);
@@ -93,7 +100,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = Command::new(JJFS)
+        let _ = Command::new(jjfs_binary())
             .env("JJFS_HOME", self.home())
             .arg("stop")
             .output();

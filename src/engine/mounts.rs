@@ -417,6 +417,11 @@ impl MountRuntime {
         self.invalidate_direct_edits();
         let root = self.read_root()?;
         if std::mem::take(&mut self.full_scan) {
+            // What changed in the backing directory unseen by the watcher is found by this
+            // scan: the kernel's long-lived caches of the mount must not outlast it.
+            if let Some(mount) = &self.mount {
+                mount.invalidate_all();
+            }
             self.pending.clear();
             let planned = scan::full(&root, filter);
             if self.direct.is_some() {

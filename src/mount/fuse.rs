@@ -14,11 +14,17 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use super::passthrough::{Caller, Entry, Opened, Passthrough, SetAttr, TTL, Xattr};
+use super::passthrough::{Caller, Entry, Opened, Passthrough, SetAttr, Xattr, ttl};
 
 /// Open files need no FLUSH round trip on close: writes reach the backing file as they are
 /// made, and a user's change is reported when its handle is released.
 const OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
+
+/// Without kernel passthrough, file data is cached by the kernel across opens too: every
+/// change made through the mount keeps that cache true, and a change made directly in the
+/// backing directory drops it (`Mount::invalidate`). The kernel refuses the flag with
+/// passthrough, where data never passes through its cache anyway.
+const CACHED_OPEN_FLAGS: FopenFlags = OPEN_FLAGS.union(FopenFlags::FOPEN_KEEP_CACHE);
 
 /// The mount's `fuser::Filesystem`.
 pub(crate) struct Fuse {
@@ -86,11 +92,11 @@ fn empty(reply: ReplyEmpty, (): ()) {
 }
 
 fn attr(reply: ReplyAttr, attr: FileAttr) {
-    reply.attr(&TTL, &attr);
+    reply.attr(&ttl(), &attr);
 }
 
 fn entry(reply: ReplyEntry, attr: FileAttr) {
-    reply.entry(&TTL, &attr, Generation(0));
+    reply.entry(&ttl(), &attr, Generation(0));
 }
 
 fn data(reply: ReplyData, data: Vec<u8>) {
@@ -104,7 +110,7 @@ fn written(reply: ReplyWrite, n: u32) {
 fn opened(reply: ReplyOpen, opened: Opened) {
     match opened.backing {
         Some(id) => reply.opened_passthrough(FileHandle(opened.fh), OPEN_FLAGS, &id),
-        None => reply.opened(FileHandle(opened.fh), OPEN_FLAGS),
+        None => reply.opened(FileHandle(opened.fh), CACHED_OPEN_FLAGS),
     }
 }
 
@@ -114,7 +120,13 @@ fn created(reply: ReplyCreate, (entry, opened): (Entry, Opened)) {
         Some(id) => {
             reply.created_passthrough(&entry.ttl, &entry.attr, Generation(0), fh, OPEN_FLAGS, &id)
         }
-        None => reply.created(&entry.ttl, &entry.attr, Generation(0), fh, OPEN_FLAGS),
+        None => reply.created(
+            &entry.ttl,
+            &entry.attr,
+            Generation(0),
+            fh,
+            CACHED_OPEN_FLAGS,
+        ),
     }
 }
 
@@ -161,7 +173,7 @@ impl Filesystem for Fuse {
         answer(
             reply,
             self.core.lookup(&caller(req), parent.0, name),
-            |r, e| r.entry_with_ttls(&TTL, &e.ttl, &e.attr, Generation(0)),
+            |r, e| r.entry_with_ttls(&ttl(), &e.ttl, &e.attr, Generation(0)),
         );
     }
 
@@ -415,7 +427,7 @@ impl Filesystem for Fuse {
         let result = self
             .core
             .readdirplus(ino.0, fh.0, offset, |name, next, attr| {
-                reply.add(attr.ino, next, name, &TTL, attr, Generation(0))
+                reply.add(attr.ino, next, name, &ttl(), attr, Generation(0))
             });
         answer(reply, result, |r, ()| r.ok());
     }

@@ -532,6 +532,22 @@ impl InodeTable {
         self.lock().entries.get(&ino)?.names.first().cloned()
     }
 
+    /// Everything the kernel may hold cached: every known inode and every name bound to
+    /// one (a snapshot of the table; the pinned inodes the kernel never sees are left out,
+    /// the root is in).
+    pub(crate) fn known(&self) -> (Vec<u64>, Vec<Name>) {
+        let table = self.lock();
+        let seen = |ino: &u64| *ino == ROOT || table.entries.get(ino).is_some_and(|e| !e.pinned);
+        let inodes = table.entries.keys().copied().filter(seen).collect();
+        let names = table
+            .by_name
+            .keys()
+            .filter(|(dir, _)| seen(dir))
+            .cloned()
+            .collect();
+        (inodes, names)
+    }
+
     /// Inodes with open writable handles of users.
     pub(crate) fn with_user_writers(&self) -> Vec<Arc<Inode>> {
         self.lock()

@@ -268,9 +268,11 @@ impl Mount {
     }
 
     /// Drops the kernel's cached names and attributes for paths changed directly in the
-    /// backing directory (changes made through the mount never need this). Called with no
-    /// lock of the mount held.
+    /// backing directory (changes made through the mount never need this), and the cached
+    /// attributes of their directories (a name came or went there). Called with no lock of
+    /// the mount held.
     pub fn invalidate(&self, paths: &[PathBuf]) {
+        let mut dirs = std::collections::HashSet::new();
         for path in paths {
             let parent_rel = path.parent().unwrap_or(Path::new(""));
             let Some(name) = path.file_name() else {
@@ -278,11 +280,30 @@ impl Mount {
             };
             if let Some(parent_ino) = self.shared.known_ino(parent_rel) {
                 let _ = self.notifier.inval_entry(fuser::INodeNo(parent_ino), name);
+                dirs.insert(parent_ino);
             }
             if let Some(ino) = self.shared.known_ino(path) {
                 let _ = self.notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
             }
         }
+        for dir in dirs {
+            let _ = self.notifier.inval_inode(fuser::INodeNo(dir), 0, 0);
+        }
+    }
+
+    /// Drops everything the kernel may hold cached for this mount: every name and every
+    /// inode's attributes and data. The net under the exact invalidations, for a full scan
+    /// (`jjfs sync`, the periodic rescan, a watcher overflow): whatever changed in the
+    /// backing directory unseen is read afresh after it. Returns how many were dropped.
+    pub fn invalidate_all(&self) -> usize {
+        let (inodes, names) = self.shared.inodes.known();
+        for (dir, name) in &names {
+            let _ = self.notifier.inval_entry(fuser::INodeNo(*dir), name);
+        }
+        for ino in &inodes {
+            let _ = self.notifier.inval_inode(fuser::INodeNo(*ino), 0, 0);
+        }
+        inodes.len() + names.len()
     }
 
     /// Unmounts. While processes use the mount the unmount is refused with `Busy` (naming

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{BackingId, Errno, FileAttr, FileType, INodeNo, Notifier, TimeOrNow};
@@ -31,9 +31,24 @@ pub const HIDDEN: &str = ".jj";
 type Result<T> = std::result::Result<T, Errno>;
 
 /// How long the kernel may trust names and attributes without asking again. Changes made
-/// through the mount keep the kernel's caches true; changes made directly in the backing
-/// directory are invalidated by the mount's owner (see `Mount::invalidate`).
-pub(crate) const TTL: Duration = Duration::from_secs(1);
+/// through the mount keep the kernel's caches true by construction (the engine's swaps of
+/// whole files invalidate the names they replace); changes made directly in the backing
+/// directory are invalidated by the mount's owner once its watcher sees them
+/// (`Mount::invalidate`), and a full scan (`jjfs sync`, the periodic rescan) drops the whole
+/// cache (`Mount::invalidate_all`). So the lifetime could be long; it stays 1 s by default
+/// because a day-long one measured no faster (benches/small_files.rs: every first stat after
+/// a write is a round trip either way) while it would make any missed invalidation last a
+/// day. `JJFS_CACHE_TTL_SECS` sets it.
+pub(crate) fn ttl() -> Duration {
+    static TTL: LazyLock<Duration> = LazyLock::new(|| {
+        let secs = std::env::var("JJFS_CACHE_TTL_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        Duration::from_secs(secs)
+    });
+    *TTL
+}
 
 /// Who sent a request: the calling thread and its user and group.
 #[derive(Clone, Copy, Debug)]
@@ -306,7 +321,7 @@ impl Passthrough {
         let ttl = if self.shared.updates.is_in_flux(parent, name) {
             Duration::ZERO
         } else {
-            TTL
+            ttl()
         };
         Ok(Entry {
             attr: self.attr(&st),
@@ -571,7 +586,7 @@ impl Passthrough {
                 let st = sys::stat_fd(file.as_fd())?;
                 let inode = self.shared.inodes.created((dir.ino, name.to_owned()), &st);
                 self.report_names(caller, &dir, &[name]);
-                (inode, st, file, TTL)
+                (inode, st, file, ttl())
             }
         };
         let entry = Entry {

@@ -219,8 +219,11 @@ impl WcState {
         identity(&self.state_dir.join("tree_state")) == self.identity
     }
 
-    /// Saves the state in jj's format (atomically), then the side table.
+    /// Saves the state in jj's format (atomically, synced as jj syncs it), then the side
+    /// table (not synced: after a crash it is either whole, or ignored for not naming the
+    /// tree_state it belongs to, or reads as unknown inodes, which only costs a re-read).
     pub fn save(&mut self) -> Result<(), RepoError> {
+        let started = std::time::Instant::now();
         let mut state = proto::TreeState {
             tree_ids: self
                 .tree
@@ -254,6 +257,11 @@ impl WcState {
         write_side_table(&self.side_path, self.identity, &self.entries)
             .map_err(RepoError::io(&self.side_path))?;
         self.dirty = false;
+        tracing::debug!(
+            entries = self.entries.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "saved a working-copy state"
+        );
         Ok(())
     }
 
@@ -328,7 +336,7 @@ fn write_side_table(
             writeln!(out, "{} {} {p}", entry.ino, entry.ctime_ns)?;
         }
     }
-    crate::atomic_file::write_data(path, &out)
+    crate::atomic_file::write_unsynced(path, &out)
 }
 
 fn read_side_table(
