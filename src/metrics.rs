@@ -220,30 +220,6 @@ impl Metrics {
         }
     }
 
-    /// A repo is no longer served: all its series go.
-    pub fn forget_repo(&self, repo: &str) {
-        let i = &self.inner;
-        let _ = i.syncs.remove_label_values(&[repo]);
-        let _ = i.synced_files.remove_label_values(&[repo]);
-        let _ = i.propagation.remove_label_values(&[repo]);
-        let _ = i.conflicts.remove_label_values(&[repo]);
-        let _ = i.paused_mounts.remove_label_values(&[repo]);
-        for health in HEALTH_LABELS {
-            let _ = i.mounts.remove_label_values(&[repo, health]);
-        }
-        let remotes = i
-            .remotes
-            .lock()
-            .expect("not poisoned")
-            .remove(repo)
-            .unwrap_or_default();
-        for remote in remotes {
-            for c in [&i.pushes, &i.fetches, &i.checks, &i.remote_failures] {
-                let _ = c.remove_label_values(&[repo, &remote]);
-            }
-        }
-    }
-
     /// A sync step recorded a change of `files` files on trunk of `repo`, readable in every
     /// healthy, unpaused mount `latency` after it was first reported.
     pub fn synced(&self, repo: &str, files: usize, latency: Duration) {
@@ -702,12 +678,6 @@ mod tests {
         assert_eq!(within(0.05), 1.0);
         assert_eq!(within(2.5), 2.0);
 
-        metrics.forget_repo("default");
-        let third = run_blocking(move || scrape(addr));
-        assert!(
-            third.samples.iter().all(|s| s.labels.get("repo").is_none()),
-            "a forgotten repo's series are gone"
-        );
         endpoint.stop().await;
     }
 

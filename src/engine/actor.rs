@@ -15,7 +15,7 @@ use super::direct::FOLDER_CHECK;
 use super::events::EventKind;
 use super::mounts::{MountRuntime, Taken};
 use super::scan::ScanFilter;
-use super::status::{MountStatus, SharedStatus};
+use super::status::SharedStatus;
 use super::{EngineError, Event, HistoryAnswer};
 use crate::config::{MountConfig, RepoConfig};
 use crate::history;
@@ -1110,14 +1110,7 @@ impl Actor {
         let paused = self.mounts.values().filter(|m| self.is_paused(m)).count();
         self.context.metrics.set_paused_mounts(&self.name, paused);
         let mut status = crate::engine::status::lock(&self.status);
-        status.mounts = self
-            .mounts
-            .values()
-            .map(|m| MountStatus {
-                paused: self.repo_paused || m.paused,
-                ..m.status()
-            })
-            .collect();
+        status.mounts = self.mounts.values().map(MountRuntime::status).collect();
         status.conflicts = conflicts;
         status.conflict_details = self
             .conflicts

@@ -35,6 +35,7 @@ impl Debounce {
         self.last = Some(now);
     }
 
+    #[cfg(test)]
     pub fn is_pending(&self) -> bool {
         self.first.is_some()
     }

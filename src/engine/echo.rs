@@ -19,6 +19,7 @@ pub struct EchoFilter {
 
 impl EchoFilter {
     /// Remembers how `rel` (under `root`) looks now.
+    #[cfg(test)]
     pub fn remember(&mut self, root: &Root, rel: &Path, now: Instant) {
         self.remember_stamp(rel, Stamp::of(root, rel), now);
     }

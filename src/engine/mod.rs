@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::config::{MountConfig, RepoConfig};
 use crate::remote::{Remotes, TrunkWatch, WorkerContext};
 use crate::repo::{Identity, RepoError};
-pub use status::{MountStatus, RepoStatus, SharedStatus};
+pub use status::{RepoStatus, SharedStatus};
 
 /// The identity (device and inode) of a new direct mount's folder, recorded at `open`.
 pub(crate) fn direct_identity(

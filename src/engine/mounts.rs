@@ -539,13 +539,10 @@ impl MountRuntime {
     pub fn status(&self) -> MountStatus {
         MountStatus {
             id: self.id,
-            path: self.path.clone(),
-            workspace: self.state_dir.clone(),
             problem: self.problem.clone(),
             last_sync: self.last_sync,
             io_mode: self.mount.as_ref().map(Mount::io_mode),
             held: self.held_back.clone(),
-            paused: self.paused,
             pending: self.pending.len(),
         }
     }

@@ -10,17 +10,12 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct MountStatus {
     pub id: Uuid,
-    pub path: PathBuf,
-    /// The backing workspace, or a direct mount's state folder.
-    pub workspace: PathBuf,
     /// None when healthy, else what is wrong and how to fix it.
     pub problem: Option<String>,
     pub last_sync: Option<DateTime<Utc>>,
     pub io_mode: Option<&'static str>,
     /// Repo paths this mount is behind on because a user holds them open for writing.
     pub held: Vec<String>,
-    /// Not synced now (the mount's or its repo's pause).
-    pub paused: bool,
     /// Paths changed in it that no step has recorded yet (a paused mount's keep growing).
     pub pending: usize,
 }

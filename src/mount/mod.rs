@@ -40,7 +40,6 @@ use nix::mount::MntFlags;
 
 pub use holders::{Holder, holders, writers_under};
 pub use mount_table::{abort_stale_mounts, clean_stale, is_mount_point};
-pub use passthrough::HIDDEN;
 
 use passthrough::Shared;
 
@@ -240,10 +239,6 @@ impl Mount {
         })
     }
 
-    pub fn mountpoint(&self) -> &Path {
-        &self.mountpoint
-    }
-
     /// "passthrough" when the kernel moves file data itself, else "userspace".
     pub fn io_mode(&self) -> &'static str {
         shared_io_mode(&self.shared)
@@ -251,6 +246,7 @@ impl Mount {
 
     /// Whether this is still jjfs's mount at its path: false once it was detached behind
     /// jjfs's back (see `ChangeSink::detached`), or unmounted.
+    #[cfg(test)]
     pub fn is_attached(&self) -> bool {
         self.session.is_some() && self.shared.attachment.is_attached()
     }

@@ -12,4 +12,4 @@ mod set;
 mod worker;
 
 pub use set::{Remotes, TrunkWatch, sync_bound};
-pub use worker::{RemoteCommand, RemoteSettings, WorkerContext};
+pub use worker::WorkerContext;

@@ -38,6 +38,7 @@ impl Schedule {
         self.interval = interval;
     }
 
+    #[cfg(test)]
     pub fn due(&self, now: Instant) -> bool {
         now >= self.next
     }
