@@ -61,6 +61,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Panics (each is caught where it happens: a step, a remote cycle, a request) are written
+/// to sync.log too: a detached daemon's stderr goes nowhere.
+fn log_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            "panic in thread {}: {info}",
+            thread.name().unwrap_or("unnamed")
+        );
+        previous(info);
+    }));
+}
+
 /// Runs a daemon for `paths` in this process until it is told to stop.
 pub(crate) fn run(paths: Paths) -> anyhow::Result<()> {
     tune_malloc();
@@ -73,6 +87,7 @@ pub(crate) fn run(paths: Paths) -> anyhow::Result<()> {
     })?;
     logging::init(&paths.log())
         .with_context(|| format!("cannot open {}", paths.log().display()))?;
+    log_panics();
     let config = Config::load(&paths.config())?;
     if let Some(pid) = lock.unclean_predecessor {
         tracing::warn!(

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use serde_json::Value;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
@@ -247,7 +248,18 @@ where
     }
     let id = request.id?;
     let result = match api::Request::decode(&request.method, request.params) {
-        Ok(call) => handler(call, progress).await,
+        // A handler that panics answers this request with an internal error; the connection
+        // and the daemon go on.
+        Ok(call) => match std::panic::AssertUnwindSafe(handler(call, progress))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(api::Error::internal(format!(
+                "jjfsd failed while answering {} (details in sync.log); please report it",
+                request.method
+            ))),
+        },
         Err(err) => Err(err),
     };
     Some(
@@ -369,5 +381,24 @@ mod tests {
         assert!(connections.admit().is_none());
         drop(second);
         assert!(connections.admit().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_with_an_internal_error() {
+        let handler = |_: api::Request, _: ProgressSink| async {
+            if true {
+                panic!("a bug in a handler");
+            }
+            Err::<api::Response, api::Error>(api::Error::internal("unreachable"))
+        };
+        let line = br#"{"jsonrpc":"2.0","id":7,"method":"version"}"#;
+        let reply = answer(&handler, line, ProgressSink(None)).await.unwrap();
+        let reply = serde_json::to_value(&reply).unwrap();
+        assert_eq!(reply["id"], 7);
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("failed while answering version"),
+            "{reply}"
+        );
     }
 }
