@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, read, wait_content, wait_for, wait_until};
+use common::{TestEnv, read, remote_file, wait_content, wait_for, wait_until};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -61,18 +61,6 @@ fn bare_repo(env: &TestEnv, name: &str) -> PathBuf {
         &["init", "--bare", "-q", "-b", "main", path.to_str().unwrap()],
     );
     path
-}
-
-/// What the remote's `branch` holds at `file`, if anything.
-fn remote_file(bare: &Path, branch: &str, file: &str) -> Option<String> {
-    let out = Command::new("git")
-        .args(["show", &format!("{branch}:{file}")])
-        .current_dir(bare)
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8(out.stdout).unwrap())
 }
 
 /// The repo's entry in `jjfs status --json`.

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{TestEnv, read, wait_content, wait_for};
+use common::{TestEnv, read, remote_file, wait_content, wait_for};
 
 /// Runs `git ARGS` in `dir`, asserts success, returns stdout.
 #[track_caller]
@@ -39,18 +39,6 @@ fn bare_repo(env: &TestEnv, name: &str) -> PathBuf {
         &["init", "--bare", "-q", path.to_str().unwrap()],
     );
     path
-}
-
-/// What the remote's `branch` holds at `file`, if anything.
-fn remote_file(bare: &Path, branch: &str, file: &str) -> Option<String> {
-    let out = Command::new("git")
-        .args(["show", &format!("{branch}:{file}")])
-        .current_dir(bare)
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8(out.stdout).unwrap())
 }
 
 /// The repo's entry in `jjfs status --json`.

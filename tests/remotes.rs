@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, read, wait_content, wait_for, wait_until};
+use common::{TestEnv, read, remote_file, wait_content, wait_for, wait_until};
 
 /// Runs `git ARGS` in `dir`, asserts success, returns stdout (trimmed).
 #[track_caller]
@@ -36,18 +36,6 @@ fn bare_repo(env: &TestEnv, name: &str) -> PathBuf {
         &["init", "--bare", "-q", path.to_str().unwrap()],
     );
     path
-}
-
-/// What the remote's `main` holds at `file`, if anything.
-fn remote_file(bare: &Path, file: &str) -> Option<String> {
-    let out = Command::new("git")
-        .args(["show", &format!("main:{file}")])
-        .current_dir(bare)
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8(out.stdout).unwrap())
 }
 
 /// Where the remote's `main` points (None: nowhere yet).
@@ -110,8 +98,14 @@ fn two_remotes_both_receive_pushes_and_a_dead_one_leaves_the_other_current() {
     assert!(added.contains("(remote two)"), "{added}");
     std::fs::write(mount.join("a.md"), "to both\n").unwrap();
     env.ok(&["sync"]);
-    assert_eq!(remote_file(&one, "a.md").as_deref(), Some("to both\n"));
-    assert_eq!(remote_file(&two, "a.md").as_deref(), Some("to both\n"));
+    assert_eq!(
+        remote_file(&one, "main", "a.md").as_deref(),
+        Some("to both\n")
+    );
+    assert_eq!(
+        remote_file(&two, "main", "a.md").as_deref(),
+        Some("to both\n")
+    );
     assert_eq!(remote_main(&one), remote_main(&two));
 
     let shown = env.json(&["remote", "show", "--json"]);
@@ -139,7 +133,10 @@ fn two_remotes_both_receive_pushes_and_a_dead_one_leaves_the_other_current() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("warning: remote two"), "{stderr}");
-    assert_eq!(remote_file(&one, "b.md").as_deref(), Some("only origin\n"));
+    assert_eq!(
+        remote_file(&one, "main", "b.md").as_deref(),
+        Some("only origin\n")
+    );
 
     let status = repo_status(&env);
     assert_eq!(status["remote"], path(&one), "{status}");
@@ -163,7 +160,7 @@ fn two_remotes_both_receive_pushes_and_a_dead_one_leaves_the_other_current() {
     env.ok(&["config", "push_delay", "1"]);
     std::fs::write(mount.join("c.md"), "still backed up\n").unwrap();
     wait_for("origin to get c.md", || {
-        remote_file(&one, "c.md").as_deref() == Some("still backed up\n")
+        remote_file(&one, "main", "c.md").as_deref() == Some("still backed up\n")
     });
 
     // Removing two leaves origin alone, in status and in config.
@@ -214,7 +211,7 @@ fn a_remote_that_never_answers_delays_neither_the_other_nor_sync_beyond_its_boun
     std::fs::write(mounts[0].join("note.md"), "not held up\n").unwrap();
     wait_content(&mounts[1].join("note.md"), "not held up\n");
     let on_time = wait_until(Duration::from_secs(12), || {
-        remote_file(&one, "note.md").as_deref() == Some("not held up\n")
+        remote_file(&one, "main", "note.md").as_deref() == Some("not held up\n")
     });
     assert!(on_time, "origin waited for the stuck remote");
     eprintln!("origin had the change after {:?}", written.elapsed());
@@ -242,7 +239,10 @@ fn a_remote_that_never_answers_delays_neither_the_other_nor_sync_beyond_its_boun
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("warning: remote stuck"), "{stderr}");
-    assert_eq!(remote_file(&one, "second.md").as_deref(), Some("synced\n"));
+    assert_eq!(
+        remote_file(&one, "main", "second.md").as_deref(),
+        Some("synced\n")
+    );
 
     assert_eq!(remote_status(&env, "origin")["state"], "ok");
     let stuck = remote_status(&env, "stuck");

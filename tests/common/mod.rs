@@ -608,3 +608,15 @@ impl TestEnv {
         );
     }
 }
+
+/// What the bare remote's `branch` holds at `file`, if anything.
+pub fn remote_file(bare: &Path, branch: &str, file: &str) -> Option<String> {
+    let out = Command::new("git")
+        .args(["show", &format!("{branch}:{file}")])
+        .current_dir(bare)
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
+}
