@@ -7,12 +7,11 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{JJFS, TestEnv, read, snapshot_tree, wait_content, wait_for, wait_gone};
+use common::{TestEnv, read, snapshot_tree, wait_content, wait_for, wait_gone};
 
 fn direct_env() -> TestEnv {
     TestEnv::new().with_mode("direct")
@@ -375,56 +374,8 @@ fn kill_9_and_restart_syncs_what_changed_meanwhile() {
     }
 }
 
-/// `jjfs ARGS` as nobody, with /dev/fuse closed to nobody: as it is on this machine (0600),
-/// or in a mount namespace of the command's own (which a daemon it starts keeps) with a
-/// 0600 node bound over it.
-fn jjfs_as_nobody(env: &TestEnv, args: &[&str]) -> Output {
-    let mut inner: Vec<String> = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "env",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    inner.push(format!("JJFS_HOME={}", env.home().display()));
-    inner.push(format!("HOME={}", env.work().display()));
-    inner.push(JJFS.to_owned());
-    inner.extend(args.iter().map(|a| a.to_string()));
-    let mode = std::fs::metadata("/dev/fuse").unwrap().permissions().mode();
-    if mode & 0o006 != 0o006 {
-        Command::new(&inner[0])
-            .args(&inner[1..])
-            .current_dir(env.work())
-            .output()
-            .unwrap()
-    } else {
-        let node = env.work().join("fuse-closed");
-        if !node.exists() {
-            let made = Command::new("mknod")
-                .args(["-m", "0600"])
-                .arg(&node)
-                .args(["c", "10", "229"])
-                .status()
-                .unwrap();
-            assert!(made.success());
-        }
-        Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(r#"node=$1; shift; mount --bind "$node" /dev/fuse && exec "$@""#)
-            .arg("sh")
-            .arg(&node)
-            .args(&inner)
-            .current_dir(env.work())
-            .output()
-            .unwrap()
-    }
-}
-
 fn ok_as_nobody(env: &TestEnv, args: &[&str]) -> Output {
-    let out = jjfs_as_nobody(env, args);
+    let out = common::jjfs_as_nobody_without_fuse(&env.home(), &env.work(), args);
     assert!(
         out.status.success(),
         "jjfs {args:?} failed:\n{}",

@@ -4,8 +4,6 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
 
@@ -109,50 +107,6 @@ fn doctor_never_starts_the_daemon() {
     assert!(!env.home().exists());
 }
 
-/// Runs `jjfs doctor --json` as nobody, where /dev/fuse is closed to nobody: as it is on
-/// this machine (0600), or in a mount namespace of the command's own with a 0600 node bound
-/// over it where it is open to all.
-fn doctor_as_nobody(home: &Path, scratch: &Path) -> Output {
-    let inner: Vec<String> = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "env",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .chain([
-        format!("JJFS_HOME={}", home.display()),
-        format!("HOME={}", scratch.display()),
-        JJFS.to_owned(),
-        "doctor".to_owned(),
-        "--json".to_owned(),
-    ])
-    .collect();
-    let mode = std::fs::metadata("/dev/fuse").unwrap().permissions().mode();
-    if mode & 0o006 != 0o006 {
-        return Command::new(&inner[0]).args(&inner[1..]).output().unwrap();
-    }
-    let node = scratch.join("fuse");
-    let made = Command::new("mknod")
-        .args(["-m", "0600"])
-        .arg(&node)
-        .args(["c", "10", "229"])
-        .status()
-        .unwrap();
-    assert!(made.success());
-    // The namespace, and the bind mount in it, end with the command.
-    Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"node=$1; shift; mount --bind "$node" /dev/fuse && exec "$@""#)
-        .arg("sh")
-        .arg(&node)
-        .args(&inner)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn doctor_names_the_fix_when_dev_fuse_is_closed_to_the_user() {
     let scratch = tempfile::Builder::new()
@@ -161,7 +115,7 @@ fn doctor_names_the_fix_when_dev_fuse_is_closed_to_the_user() {
         .unwrap();
     std::os::unix::fs::chown(scratch.path(), Some(65534), Some(65534)).unwrap();
     let home = scratch.path().join("home");
-    let out = doctor_as_nobody(&home, scratch.path());
+    let out = common::jjfs_as_nobody_without_fuse(&home, scratch.path(), &["doctor", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}\n{}",

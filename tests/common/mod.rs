@@ -620,3 +620,54 @@ pub fn remote_file(bare: &Path, branch: &str, file: &str) -> Option<String> {
         .success()
         .then(|| String::from_utf8(out.stdout).unwrap())
 }
+
+/// Runs `jjfs ARGS` as the user nobody (HOME `scratch`, JJFS_HOME `home`) on a machine
+/// where that user cannot open /dev/fuse: if /dev/fuse is open to everyone here, in a
+/// private mount namespace with a 0600 node bound over it (the namespace and the bind
+/// mount end with the command).
+pub fn jjfs_as_nobody_without_fuse(home: &Path, scratch: &Path, args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt as _;
+    let inner: Vec<String> = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "env",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([
+        format!("JJFS_HOME={}", home.display()),
+        format!("HOME={}", scratch.display()),
+        JJFS.to_owned(),
+    ])
+    .chain(args.iter().map(|a| a.to_string()))
+    .collect();
+    let mode = std::fs::metadata("/dev/fuse").unwrap().permissions().mode();
+    if mode & 0o006 != 0o006 {
+        return Command::new(&inner[0])
+            .args(&inner[1..])
+            .current_dir(scratch)
+            .output()
+            .unwrap();
+    }
+    let node = scratch.join("fuse-closed");
+    if !node.exists() {
+        let made = Command::new("mknod")
+            .args(["-m", "0600"])
+            .arg(&node)
+            .args(["c", "10", "229"])
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"node=$1; shift; mount --bind "$node" /dev/fuse && exec "$@""#)
+        .arg("sh")
+        .arg(&node)
+        .args(&inner)
+        .current_dir(scratch)
+        .output()
+        .unwrap()
+}
