@@ -1151,10 +1151,13 @@ impl Actor {
     /// mounts that became unhealthy or healthy again; the gauges of the metrics.
     fn tell_changes(&mut self, conflicts: &[String]) {
         let events = self.context.events.clone();
+        // Each look at a file's history costs a walk of trunk: a step that makes many
+        // conflicts names the sides of the first few only.
         let sides: BTreeMap<String, Vec<String>> = self
             .conflicts
             .unknown(conflicts)
             .into_iter()
+            .take(SIDES_PER_STEP)
             .map(|path| (path.clone(), self.sides_of(path)))
             .collect();
         let changes = self.conflicts.update(conflicts, Utc::now(), |path| {
@@ -1223,13 +1226,17 @@ impl Actor {
     /// mounts names the mount; one that came from elsewhere (another machine's mount, a
     /// git user) is `remote`; jjfs's own history changes (restore, undo) are passed over.
     fn sides_of(&mut self, path: &str) -> Vec<String> {
-        let log = match self.repo.log(Some(path), None, Some(SIDES_LOOKBACK)) {
-            Ok(log) => log,
-            Err(err) => {
-                tracing::debug!(repo = %self.name, "cannot read the history of {path}: {err}");
-                return Vec::new();
-            }
-        };
+        let log =
+            match self
+                .repo
+                .log_within(Some(path), None, Some(SIDES_LOOKBACK), Some(SIDES_WALK))
+            {
+                Ok(log) => log,
+                Err(err) => {
+                    tracing::debug!(repo = %self.name, "cannot read the history of {path}: {err}");
+                    return Vec::new();
+                }
+            };
         let mut sides: Vec<String> = Vec::new();
         for entry in log.entries {
             let local = entry
@@ -1255,8 +1262,11 @@ impl Actor {
     }
 }
 
-/// How many of trunk's latest changes of a conflicted file are read for its sides.
+/// How many of trunk's latest changes of a conflicted file are read for its sides, among
+/// how many of trunk's latest commits, for how many new conflicts per step.
 const SIDES_LOOKBACK: usize = 20;
+const SIDES_WALK: usize = 50;
+const SIDES_PER_STEP: usize = 8;
 
 /// What the events already told, to tell only changes (conflicts: see `conflicts`).
 #[derive(Default)]

@@ -40,6 +40,18 @@ impl Repository {
         since: Option<&When>,
         limit: Option<usize>,
     ) -> Result<LogResult, RepoError> {
+        self.log_within(path, since, limit, None)
+    }
+
+    /// `log`, looking at no more than `commits` of trunk's latest commits (None: all), for a
+    /// cheap look at what recently changed a path.
+    pub fn log_within(
+        &mut self,
+        path: Option<&str>,
+        since: Option<&When>,
+        limit: Option<usize>,
+        commits: Option<usize>,
+    ) -> Result<LogResult, RepoError> {
         let repo = self.head()?;
         let prefix = path.map(repo_path).transpose()?;
         let since = since.map(|when| self.time_of(&repo, when)).transpose()?;
@@ -49,7 +61,11 @@ impl Repository {
         // Trunk's order is by sync, and a fetched change may carry another machine's clock:
         // stop only after many changes in a row older than --since.
         let mut older_in_a_row = 0;
-        for commit in self.trunk_changes(&repo)? {
+        for (walked, commit) in self.trunk_changes(&repo)?.enumerate() {
+            if commits.is_some_and(|commits| walked >= commits) {
+                more = true;
+                break;
+            }
             let commit = commit?;
             if let Some(since) = since {
                 if commit_time(&commit) < since {
