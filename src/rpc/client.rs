@@ -92,15 +92,25 @@ impl Client {
         let params =
             serde_json::to_value(&call).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let line = super::wire::encode(&Request::new(id, C::METHOD, params));
-        self.writer.write_all(&line)?;
+        // A daemon that refuses a connection (no file descriptors left, too many clients)
+        // writes why and closes, perhaps before the request went out: its line is read
+        // before a failed write is reported.
+        let mut sent = self.writer.write_all(&line);
         loop {
             let mut reply = String::new();
-            if self.reader.read_line(&mut reply)? == 0 {
-                return Err(ClientError::Io(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "jjfsd closed the connection",
-                )));
+            match self.reader.read_line(&mut reply) {
+                Ok(0) => {
+                    return Err(ClientError::Io(sent.err().unwrap_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "jjfsd closed the connection",
+                        )
+                    })));
+                }
+                Ok(_) => {}
+                Err(err) => return Err(ClientError::Io(sent.err().unwrap_or(err))),
             }
+            sent = Ok(());
             let value: Value =
                 serde_json::from_str(&reply).map_err(|e| ClientError::Protocol(e.to_string()))?;
             if let Some(method) = value.get("method").and_then(Value::as_str) {
