@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::bus::{PrivateBus, call_within, next_call, notification_server};
-use common::{TestEnv, read, wait_content, wait_for, wait_until};
+use common::{TestEnv, git, read, wait_content, wait_for, wait_until};
 use jjfs::desktop_notice::BusTarget;
 
 fn s(path: &Path) -> &str {
@@ -365,21 +365,6 @@ fn a_jj_cli_commit_in_a_paused_mounts_workspace_waits_for_the_resume_then_joins_
         trunk.contains("written with jj while paused"),
         "the CLI commit joined trunk with its description: {trunk}"
     );
-}
-
-/// `git ARGS` in `dir`, which must succeed; its stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -11,57 +11,18 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, read, remote_file, wait_content, wait_for, wait_until};
+use common::{
+    TestEnv, bare_repo, git, git_with_input, read, remote_file, wait_content, wait_for, wait_until,
+};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Runs `git ARGS` in `dir` with `input` on stdin, asserts success, returns stdout.
-#[track_caller]
-fn git_with_input(dir: &Path, args: &[&str], input: &[u8]) -> String {
-    let mut child = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Git User")
-        .env("GIT_AUTHOR_EMAIL", "git@example.com")
-        .env("GIT_COMMITTER_NAME", "Git User")
-        .env("GIT_COMMITTER_EMAIL", "git@example.com")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} in {} failed:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-#[track_caller]
-fn git(dir: &Path, args: &[&str]) -> String {
-    git_with_input(dir, args, b"")
-}
-
-/// A new bare repository `NAME.git` under `env`'s scratch area, whose HEAD is `main`.
-fn bare_repo(env: &TestEnv, name: &str) -> PathBuf {
-    let path = env.work().join(format!("{name}.git"));
-    git(
-        &env.work(),
-        &["init", "--bare", "-q", "-b", "main", path.to_str().unwrap()],
-    );
-    path
-}
 
 /// The repo's entry in `jjfs status --json`.
 fn repo_status(env: &TestEnv, repo: &str) -> serde_json::Value {

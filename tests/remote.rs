@@ -8,38 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{TestEnv, read, remote_file, wait_content, wait_for};
-
-/// Runs `git ARGS` in `dir`, asserts success, returns stdout.
-#[track_caller]
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Git User")
-        .env("GIT_AUTHOR_EMAIL", "git@example.com")
-        .env("GIT_COMMITTER_NAME", "Git User")
-        .env("GIT_COMMITTER_EMAIL", "git@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} in {} failed:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A new bare repository `NAME.git` under `env`'s scratch area.
-fn bare_repo(env: &TestEnv, name: &str) -> PathBuf {
-    let path = env.work().join(format!("{name}.git"));
-    git(
-        &env.work(),
-        &["init", "--bare", "-q", path.to_str().unwrap()],
-    );
-    path
-}
+use common::{TestEnv, bare_repo, git, read, remote_file, wait_content, wait_for};
 
 /// The repo's entry in `jjfs status --json`.
 fn repo_status(env: &TestEnv, repo: &str) -> serde_json::Value {
@@ -488,28 +457,6 @@ fn init_from_an_empty_remote_starts_the_history_there() {
     );
 }
 
-/// Runs `git ARGS` in `dir` with `input` on stdin, asserts success, returns stdout trimmed.
-#[track_caller]
-fn git_with_input(dir: &Path, args: &[&str], input: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// One entry of a git tree: mode, name, hex object id.
 struct TreeEntry {
     mode: String,
@@ -541,7 +488,7 @@ fn raw_tree(bare: &Path, entries: &[TreeEntry]) -> String {
                 .map(|i| u8::from_str_radix(&e.id[i..i + 2], 16).unwrap()),
         );
     }
-    git_with_input(
+    git_input_trimmed(
         bare,
         &["hash-object", "-t", "tree", "--literally", "-w", "--stdin"],
         &bytes,
@@ -582,7 +529,7 @@ struct Unsafe {
 /// Three kinds of unsafe entry, made in `bare`. (An empty name would be a fourth, but git
 /// itself refuses to send a tree holding one.)
 fn unsafe_entries(bare: &Path) -> Vec<Unsafe> {
-    let blob = git_with_input(bare, &["hash-object", "-w", "--stdin"], b"evil\n");
+    let blob = git_input_trimmed(bare, &["hash-object", "-w", "--stdin"], b"evil\n");
     let holding = |name: &[u8]| raw_tree(bare, &[entry("100644", name, &blob)]);
     vec![
         Unsafe {
@@ -678,7 +625,7 @@ fn a_bad_commit_on_the_remote_never_wedges_the_repo() {
 fn init_from_a_remote_with_an_unsafe_path_fails_and_leaves_nothing() {
     let env = TestEnv::new();
     let bare = bare_repo(&env, "hostile");
-    let blob = git_with_input(&bare, &["hash-object", "-w", "--stdin"], b"a note\n");
+    let blob = git_input_trimmed(&bare, &["hash-object", "-w", "--stdin"], b"a note\n");
     let main = commit_with(&bare, None, vec![entry("100644", b"notes.md", &blob)]);
     git(&bare, &["update-ref", "refs/heads/main", &main]);
     for (round, Unsafe { entry, shown }) in unsafe_entries(&bare).into_iter().enumerate() {
@@ -825,4 +772,9 @@ fn a_remote_that_never_answers_is_given_up_on_at_the_deadline() {
         "stopping took {:?}: the call was not cancelled",
         stopping.elapsed()
     );
+}
+
+/// `git_with_input`'s stdout without its trailing newline (an object id).
+fn git_input_trimmed(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    common::git_with_input(dir, args, input).trim().to_owned()
 }

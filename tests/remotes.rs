@@ -5,37 +5,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, read, remote_file, wait_content, wait_for, wait_until};
+use common::{TestEnv, bare_repo, read, remote_file, wait_content, wait_for, wait_until};
 
 /// Runs `git ARGS` in `dir`, asserts success, returns stdout (trimmed).
 #[track_caller]
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} in {} failed:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// A new bare repository `NAME.git` under `env`'s scratch area.
-fn bare_repo(env: &TestEnv, name: &str) -> PathBuf {
-    let path = env.work().join(format!("{name}.git"));
-    git(
-        &env.work(),
-        &["init", "--bare", "-q", path.to_str().unwrap()],
-    );
-    path
+    common::git(dir, args).trim().to_owned()
 }
 
 /// Where the remote's `main` points (None: nowhere yet).

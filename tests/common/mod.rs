@@ -671,3 +671,45 @@ pub fn jjfs_as_nobody_without_fuse(home: &Path, scratch: &Path, args: &[&str]) -
         .output()
         .unwrap()
 }
+
+/// Runs git in `dir` with `input` on its stdin (as a git user with a fixed identity); its
+/// stdout. Fails the test when git fails.
+pub fn git_with_input(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Git User")
+        .env("GIT_AUTHOR_EMAIL", "git@example.com")
+        .env("GIT_COMMITTER_NAME", "Git User")
+        .env("GIT_COMMITTER_EMAIL", "git@example.com")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs git in `dir`; its stdout (see `git_with_input`).
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_with_input(dir, args, b"")
+}
+
+/// A new bare repository `NAME.git` under `env`'s scratch area, whose HEAD is `main`.
+pub fn bare_repo(env: &TestEnv, name: &str) -> std::path::PathBuf {
+    let path = env.work().join(format!("{name}.git"));
+    git(
+        &env.work(),
+        &["init", "--bare", "-q", "-b", "main", path.to_str().unwrap()],
+    );
+    path
+}
