@@ -281,24 +281,33 @@ mod tests {
         }
     }
 
+    /// Folders `dirs` and files `files` (each holding "x") under `d`.
+    fn make_tree(d: &Path, dirs: &[&str], files: &[&str]) {
+        for sub in dirs {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        for file in files {
+            std::fs::write(d.join(file), "x").unwrap();
+        }
+    }
+
     #[test]
     fn changed_paths_expand_to_files() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for sub in ["new/sub", "new/build", "repo/.git"] {
-            std::fs::create_dir_all(d.join(sub)).unwrap();
-        }
-        for file in [
-            "new/sub/a",
-            "new/b",
-            "new/build/out",
-            "plain",
-            "x.swp",
-            "repo/synced.md",
-            "repo/local",
-        ] {
-            std::fs::write(d.join(file), "x").unwrap();
-        }
+        make_tree(
+            d,
+            &["new/sub", "new/build", "repo/.git"],
+            &[
+                "new/sub/a",
+                "new/b",
+                "new/build/out",
+                "plain",
+                "x.swp",
+                "repo/synced.md",
+                "repo/local",
+            ],
+        );
         let root = Root::open(d).unwrap();
         let paths = ["new", "old", "plain", "x.swp", "repo/local", "repo"].map(PathBuf::from);
         let planned = changed(&root, &paths.into_iter().collect(), &mut Fake);
@@ -354,21 +363,20 @@ mod tests {
     fn only_the_selection_is_scanned_and_the_rest_reported() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for sub in ["docs/sub", "a/b", "a/c", "notes", "junk"] {
-            std::fs::create_dir_all(d.join(sub)).unwrap();
-        }
-        for file in [
-            "docs/sub/x",
-            "a/b/y",
-            "a/top",
-            "a/c/z",
-            "notes/local",
-            "junk/x.log",
-            "top.md",
-            "top.log",
-        ] {
-            std::fs::write(d.join(file), "x").unwrap();
-        }
+        make_tree(
+            d,
+            &["docs/sub", "a/b", "a/c", "notes", "junk"],
+            &[
+                "docs/sub/x",
+                "a/b/y",
+                "a/top",
+                "a/c/z",
+                "notes/local",
+                "junk/x.log",
+                "top.md",
+                "top.log",
+            ],
+        );
         let root = Root::open(d).unwrap();
         let mut filter = Selective(Selection::from_prefixes(vec!["a/b".into(), "docs".into()]));
         let planned = full(&root, &mut filter);
